@@ -1,0 +1,71 @@
+# The two commands: `make run` serves the whole API locally, `make test` runs every check.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+DB_SERVER ?= mysql://root@127.0.0.1:3306
+# The local API's database (override DATABASE_URL to use another server).
+DATABASE_URL ?= $(DB_SERVER)/shop
+# Per-test databases are created by the tests; this one only holds their bookkeeping.
+TEST_DATABASE_URL ?= $(DB_SERVER)/shop_test_registry
+# Holds the migrated schema the compile-time checked queries are verified against.
+CHECK_DATABASE_URL ?= $(DB_SERVER)/shop_sqlx_check
+LOCAL_JWT_SECRET ?= local-development-signing-key-do-not-deploy
+ADMIN_EMAIL ?= admin@shop.local
+ADMIN_PASSWORD ?= admin-password-123
+PORT ?= 9000
+CONCURRENCY ?= 4
+
+export SQLX_OFFLINE := true
+
+.PHONY: help run db test lint sqlx-check admin prepare
+help:
+	@echo "make run    - serve the whole API on http://127.0.0.1:$(PORT) (database, migrations, sample data)"
+	@echo "make test   - formatting, lints, query data, and every test against a real MariaDB"
+	@echo "make admin EMAIL=... PASSWORD=... - create (or promote) an admin in DATABASE_URL"
+	@echo "make prepare - refresh the committed .sqlx query data after changing a query"
+
+## Local database: created, migrated, sample data and admin loaded.
+db:
+	@.ci/ensure-db
+	@DATABASE_URL=$(DATABASE_URL) cargo run -q -p shared --bin shopctl -- migrate
+	@DATABASE_URL=$(DATABASE_URL) cargo run -q -p shared --bin shopctl -- seed
+	@DATABASE_URL=$(DATABASE_URL) cargo run -q -p shared --bin shopctl -- admin $(ADMIN_EMAIL) $(ADMIN_PASSWORD) "Local Admin"
+
+run: db
+	@.ci/ensure-tools cargo-lambda
+	@# Build every function first so the first request does not wait for a compile.
+	cargo build --workspace --bins
+	@echo
+	@echo "Shop API on http://127.0.0.1:$(PORT)  (admin: $(ADMIN_EMAIL) / $(ADMIN_PASSWORD))"
+	@echo "Try: curl http://127.0.0.1:$(PORT)/products"
+	@echo
+	cargo lambda watch --invoke-address 127.0.0.1 --invoke-port $(PORT) --concurrency $(CONCURRENCY) \
+		--env-var DATABASE_URL=$(DATABASE_URL) --env-var JWT_SECRET=$(LOCAL_JWT_SECRET) \
+		--env-var RUST_LOG=info
+
+admin:
+	@test -n "$(EMAIL)" -a -n "$(PASSWORD)" || { echo "usage: make admin EMAIL=you@example.com PASSWORD=..."; exit 2; }
+	@DATABASE_URL=$(DATABASE_URL) cargo run -q -p shared --bin shopctl -- admin "$(EMAIL)" "$(PASSWORD)" "$(or $(NAME),Admin)"
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+## Fails when .sqlx no longer matches the queries in the code (run `make prepare`).
+sqlx-check:
+	@.ci/ensure-tools sqlx
+	DATABASE_URL=$(CHECK_DATABASE_URL) cargo sqlx database reset -y --source migrations
+	DATABASE_URL=$(CHECK_DATABASE_URL) SQLX_OFFLINE=false cargo sqlx prepare --workspace --check -- --all-targets --all-features
+
+prepare:
+	@.ci/ensure-tools sqlx
+	DATABASE_URL=$(CHECK_DATABASE_URL) cargo sqlx database reset -y --source migrations
+	DATABASE_URL=$(CHECK_DATABASE_URL) SQLX_OFFLINE=false cargo sqlx prepare --workspace -- --all-targets --all-features
+
+test:
+	@.ci/ensure-db
+	@.ci/ensure-tools moto sqlx
+	@DATABASE_URL=$(TEST_DATABASE_URL) cargo sqlx database create
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory sqlx-check
+	DATABASE_URL=$(TEST_DATABASE_URL) .ci/with-moto cargo test --workspace --all-features --no-fail-fast

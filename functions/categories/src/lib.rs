@@ -1,0 +1,68 @@
+//! The `categories` function: the category tree's HTTP routes.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use shared::auth::Admin;
+use shared::categories::{self, Category, CategoryPatch, CategoryQuery, NewCategory};
+use shared::extract::{Id, Json, Path, Query};
+use shared::page::Page;
+use shared::{ApiResult, AppState};
+
+pub fn router(state: AppState) -> Router {
+    let routes = Router::new()
+        .route("/categories", get(list).post(create))
+        .route(
+            "/categories/{category_id}",
+            get(show).put(update).delete(remove),
+        );
+    shared::http::finish(routes, state)
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<CategoryQuery>,
+) -> ApiResult<axum::Json<Page<Category>>> {
+    Ok(axum::Json(categories::list(&state.pool, &query).await?))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<Id>,
+) -> ApiResult<axum::Json<Category>> {
+    Ok(axum::Json(categories::get(&state.pool, id.0).await?))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Json(input): Json<NewCategory>,
+) -> ApiResult<impl IntoResponse> {
+    let category = categories::create(&state.pool, input).await?;
+    Ok(shared::http::created(
+        format!("/categories/{}", category.id),
+        category,
+    ))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<Id>,
+    Json(patch): Json<CategoryPatch>,
+) -> ApiResult<axum::Json<Category>> {
+    Ok(axum::Json(
+        categories::update(&state.pool, id.0, patch).await?,
+    ))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<Id>,
+) -> ApiResult<StatusCode> {
+    categories::delete(&state.pool, id.0).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,65 @@
+//! The `products` function: the catalogue's HTTP routes.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use shared::auth::Admin;
+use shared::extract::{Id, Json, Path, Query};
+use shared::page::Page;
+use shared::products::{self, NewProduct, Product, ProductPatch, ProductQuery};
+use shared::{ApiResult, AppState};
+
+pub fn router(state: AppState) -> Router {
+    let routes = Router::new()
+        .route("/products", get(list).post(create))
+        .route(
+            "/products/{product_id}",
+            get(show).put(update).delete(remove),
+        );
+    shared::http::finish(routes, state)
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<ProductQuery>,
+) -> ApiResult<axum::Json<Page<Product>>> {
+    Ok(axum::Json(products::list(&state.pool, &query).await?))
+}
+
+async fn show(State(state): State<AppState>, Path(id): Path<Id>) -> ApiResult<axum::Json<Product>> {
+    Ok(axum::Json(products::get(&state.pool, id.0).await?))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Json(input): Json<NewProduct>,
+) -> ApiResult<impl IntoResponse> {
+    let product = products::create(&state.pool, input).await?;
+    Ok(shared::http::created(
+        format!("/products/{}", product.id),
+        product,
+    ))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<Id>,
+    Json(patch): Json<ProductPatch>,
+) -> ApiResult<axum::Json<Product>> {
+    Ok(axum::Json(
+        products::update(&state.pool, id.0, patch).await?,
+    ))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<Id>,
+) -> ApiResult<StatusCode> {
+    products::delete(&state.pool, id.0).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

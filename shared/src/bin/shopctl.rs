@@ -1,0 +1,78 @@
+//! Operator commands against `DATABASE_URL`:
+//!
+//! - `shopctl migrate`: create the database if missing and apply the embedded migrations.
+//! - `shopctl admin <email> <password> [name]`: create the first admin (or promote one).
+//! - `shopctl seed`: load sample categories and products once (no-op when products exist).
+
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("shopctl: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: &[String]) -> Result<(), String> {
+    let url = std::env::var("DATABASE_URL").map_err(|_| "DATABASE_URL is not set".to_string())?;
+    if args.first().map(String::as_str) == Some("migrate") {
+        // A fresh server has no database yet: create it before connecting to it.
+        use sqlx::migrate::MigrateDatabase;
+        if !sqlx::MySql::database_exists(&url)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            sqlx::MySql::create_database(&url)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    let options = shared::db::options_from_url(&url).map_err(|e| e.to_string())?;
+    let pool = shared::db::pool_with(options, 2);
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["migrate"] => {
+            shared::MIGRATOR
+                .run(&pool)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("migrations applied");
+        }
+        ["admin", email, password, rest @ ..] => {
+            if password.chars().count() < 8 {
+                return Err("the password must have at least 8 characters".into());
+            }
+            let name = rest.first().copied().unwrap_or("Admin");
+            let id = shared::users::upsert_admin(&pool, name, email, password)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("admin {email} has id {id}");
+        }
+        ["seed"] => {
+            let loaded = shared::seed::sample_data(&pool)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{}",
+                if loaded {
+                    "sample data loaded"
+                } else {
+                    "sample data already present"
+                }
+            );
+        }
+        _ => {
+            return Err("usage: shopctl migrate | admin <email> <password> [name] | seed".into());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,84 @@
+//! Sample data for local runs: a few categories and products, loaded once.
+
+use sqlx::MySqlPool;
+
+const CATEGORIES: &[(&str, &str)] = &[
+    ("Books", "Printed and bound"),
+    ("Kitchen", "Cook, bake, brew"),
+    ("Garden", "Outdoor living"),
+];
+
+/// (name, description, price, stock, category index)
+const PRODUCTS: &[(&str, &str, &str, u32, usize)] = &[
+    (
+        "The Rust Programming Language",
+        "The classic introduction to Rust",
+        "39.90",
+        25,
+        0,
+    ),
+    (
+        "Zero To Production In Rust",
+        "Backend development in Rust",
+        "44.00",
+        12,
+        0,
+    ),
+    ("Cast Iron Skillet", "26 cm, pre-seasoned", "34.95", 8, 1),
+    (
+        "Pour-Over Coffee Set",
+        "Dripper, filters and carafe",
+        "27.50",
+        0,
+        1,
+    ),
+    ("Chef's Knife", "20 cm, stainless steel", "59.00", 15, 1),
+    ("Watering Can", "5 litres, galvanised", "19.99", 30, 2),
+    ("Pruning Shears", "Bypass blades", "24.90", 18, 2),
+    (
+        "Gift Card",
+        "Spend it on anything",
+        "25.00",
+        1000,
+        usize::MAX,
+    ),
+];
+
+/// Loads the sample data unless the catalogue already has products. Returns whether it did.
+pub async fn sample_data(pool: &MySqlPool) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products FOR UPDATE")
+        .fetch_one(&mut *tx)
+        .await?;
+    if existing > 0 {
+        return Ok(false);
+    }
+    let mut category_ids = Vec::new();
+    for (name, description) in CATEGORIES {
+        let id = sqlx::query(
+            "INSERT INTO categories (name, description) VALUES (?, ?)
+             ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id)",
+        )
+        .bind(name)
+        .bind(description)
+        .execute(&mut *tx)
+        .await?
+        .last_insert_id();
+        category_ids.push(id);
+    }
+    for (name, description, price, stock, category) in PRODUCTS {
+        let price: rust_decimal::Decimal = price.parse().expect("sample prices are decimals");
+        sqlx::query(
+            "INSERT INTO products (name, description, price, stock, category_id) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(name)
+        .bind(description)
+        .bind(price)
+        .bind(stock)
+        .bind(category_ids.get(*category).copied())
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(true)
+}
