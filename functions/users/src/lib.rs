@@ -1,0 +1,68 @@
+//! The `users` function: registration, login and profiles.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use shared::auth::AuthUser;
+use shared::extract::{Id, Json, Path};
+use shared::users::{self, Credentials, LoginResponse, Profile, Registration, User, UserPatch};
+use shared::{ApiResult, AppState};
+
+pub fn router(state: AppState) -> Router {
+    shared::password::warm_up();
+    let routes = Router::new()
+        .route("/users/register", post(register))
+        .route("/users/login", post(login))
+        .route("/users/{user_id}", get(show).put(update).delete(remove));
+    shared::http::finish(routes, state)
+}
+
+async fn register(
+    State(state): State<AppState>,
+    Json(input): Json<Registration>,
+) -> ApiResult<Response> {
+    let user = users::register(&state.pool, input).await?;
+    Ok(shared::http::created(format!("/users/{}", user.id), user))
+}
+
+async fn login(
+    State(state): State<AppState>,
+    Json(input): Json<Credentials>,
+) -> ApiResult<axum::Json<LoginResponse>> {
+    Ok(axum::Json(
+        users::login(&state.pool, &state.tokens, input).await?,
+    ))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<Id>,
+) -> ApiResult<axum::Json<Profile>> {
+    caller.require_self_or_admin(id.0)?;
+    Ok(axum::Json(users::profile(&state.pool, id.0).await?))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<Id>,
+    Json(patch): Json<UserPatch>,
+) -> ApiResult<axum::Json<User>> {
+    caller.require_self_or_admin(id.0)?;
+    Ok(axum::Json(
+        users::update(&state.pool, id.0, patch, caller.is_admin()).await?,
+    ))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<Id>,
+) -> ApiResult<impl IntoResponse> {
+    caller.require_self_or_admin(id.0)?;
+    users::delete(&state.pool, id.0).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
