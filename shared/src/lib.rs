@@ -4,16 +4,19 @@
 //! Function crates stay thin: they route HTTP requests to the functions here.
 
 pub mod auth;
+pub mod cart;
 pub mod categories;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod extract;
 pub mod http;
+pub mod idempotency;
 pub mod money;
 pub mod orders;
 pub mod page;
 pub mod password;
+pub mod payments;
 pub mod products;
 pub mod reviews;
 pub mod seed;

@@ -219,3 +219,21 @@ impl<'de> Deserialize<'de> for PriceBound {
         Ok(PriceBound(value))
     }
 }
+
+impl sqlx::Type<sqlx::MySql> for Money {
+    fn type_info() -> sqlx::mysql::MySqlTypeInfo {
+        <Decimal as sqlx::Type<sqlx::MySql>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::mysql::MySqlTypeInfo) -> bool {
+        <Decimal as sqlx::Type<sqlx::MySql>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::MySql> for Money {
+    fn decode(value: sqlx::mysql::MySqlValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        Ok(Money::from_db(
+            <Decimal as sqlx::Decode<sqlx::MySql>>::decode(value)?,
+        ))
+    }
+}

@@ -1,0 +1,95 @@
+//! The `cart` function: a user's cart and its checkout.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use shared::auth::AuthUser;
+use shared::cart::{self, Cart, Checkout, SetQuantity};
+use shared::extract::{Id, Json, OptionalJson, Path};
+use shared::idempotency::{self, Created, IdempotencyKey};
+use shared::orders;
+use shared::{ApiResult, AppState};
+
+pub fn router(state: AppState) -> Router {
+    let routes = Router::new()
+        .route("/users/{user_id}/cart", get(show).delete(clear))
+        .route(
+            "/users/{user_id}/cart/items/{product_id}",
+            put(set_line).delete(remove_line),
+        )
+        .route("/users/{user_id}/cart/checkout", post(checkout));
+    shared::http::finish(routes, state)
+}
+
+async fn show(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(user_id): Path<Id>,
+) -> ApiResult<axum::Json<Cart>> {
+    caller.require_self_or_admin(user_id.0)?;
+    Ok(axum::Json(cart::get(&state.pool, user_id.0).await?))
+}
+
+async fn set_line(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path((user_id, product_id)): Path<(Id, Id)>,
+    Json(input): Json<SetQuantity>,
+) -> ApiResult<axum::Json<Cart>> {
+    caller.require_self_or_admin(user_id.0)?;
+    Ok(axum::Json(
+        cart::set_line(&state.pool, user_id.0, product_id.0, input.quantity).await?,
+    ))
+}
+
+async fn remove_line(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path((user_id, product_id)): Path<(Id, Id)>,
+) -> ApiResult<StatusCode> {
+    caller.require_self_or_admin(user_id.0)?;
+    cart::remove_line(&state.pool, user_id.0, product_id.0).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn clear(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(user_id): Path<Id>,
+) -> ApiResult<StatusCode> {
+    caller.require_self_or_admin(user_id.0)?;
+    cart::clear(&state.pool, user_id.0).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn checkout(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    key: IdempotencyKey,
+    Path(user_id): Path<Id>,
+    OptionalJson(input): OptionalJson<Checkout>,
+) -> ApiResult<Response> {
+    caller.require_self_or_admin(user_id.0)?;
+    let user_id = user_id.0;
+    orders::require_existing_user(&state.pool, user_id).await?;
+    let stored = idempotency::run_once(
+        &state.pool,
+        caller.id,
+        key,
+        "POST /users/{user_id}/cart/checkout",
+        &(user_id, input),
+        move |tx| {
+            Box::pin(async move {
+                let id = cart::checkout_in(tx, user_id).await?;
+                Ok(Created {
+                    location: format!("/orders/{id}"),
+                    body: orders::get(tx, id).await?,
+                })
+            })
+        },
+    )
+    .await?;
+    Ok(stored.into_response())
+}

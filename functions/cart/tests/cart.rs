@@ -1,0 +1,381 @@
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use shared::test_support::{TestApp, http_api_event, invoke_lambda, lambda_body};
+use sqlx::MySqlPool;
+
+fn app(pool: MySqlPool) -> TestApp {
+    TestApp::new(pool, cart::router)
+}
+
+async fn product(app: &TestApp, name: &str, price: &str, stock: u32) -> u64 {
+    sqlx::query("INSERT INTO products (name, price, stock) VALUES (?, ?, ?)")
+        .bind(name)
+        .bind(price)
+        .bind(stock)
+        .execute(app.pool())
+        .await
+        .unwrap()
+        .last_insert_id()
+}
+
+async fn stock(app: &TestApp, id: u64) -> u32 {
+    sqlx::query_scalar("SELECT stock FROM products WHERE id = ?")
+        .bind(id)
+        .fetch_one(app.pool())
+        .await
+        .unwrap()
+}
+
+async fn cart_rows(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM cart_items")
+        .fetch_one(app.pool())
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "shared::MIGRATOR")]
+async fn lines_are_set_priced_at_current_prices_and_removed(pool: MySqlPool) {
+    let app = app(pool);
+    let ada = app.customer().await;
+    let mug = product(&app, "Mug", "4.10", 10).await;
+    let pen = product(&app, "Pen", "0.35", 100).await;
+    let base = format!("/users/{}/cart", ada.id);
+
+    let empty = app.get(&base).token(&ada.token).send().await;
+    assert_eq!(
+        empty.expect(200),
+        &json!({"user_id": ada.id, "items": [], "total": 0.0})
+    );
+
+    app.put(&format!("{base}/items/{mug}"))
+        .token(&ada.token)
+        .json(json!({"quantity": 2}))
+        .send()
+        .await
+        .expect(200);
+    let cart = app
+        .put(&format!("{base}/items/{pen}"))
+        .token(&ada.token)
+        .json(json!({"quantity": 3}))
+        .send()
+        .await
+        .expect(200)
+        .clone();
+    assert_eq!(
+        cart["items"][0],
+        json!({"product_id": mug, "name": "Mug", "unit_price": 4.1, "quantity": 2, "line_total": 8.2})
+    );
+    assert_eq!(cart["items"][1]["line_total"], json!(1.05));
+    assert_eq!(cart["total"], json!(9.25));
+
+    // Setting a line again replaces its quantity; prices follow the product.
+    app.put(&format!("{base}/items/{mug}"))
+        .token(&ada.token)
+        .json(json!({"quantity": 1}))
+        .send()
+        .await
+        .expect(200);
+    sqlx::query("UPDATE products SET price = 5 WHERE id = ?")
+        .bind(mug)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    let cart = app
+        .get(&base)
+        .token(&ada.token)
+        .send()
+        .await
+        .expect(200)
+        .clone();
+    assert_eq!(cart["items"][0]["quantity"], 1);
+    assert_eq!(cart["total"], json!(6.05));
+
+    app.delete(&format!("{base}/items/{pen}"))
+        .token(&ada.token)
+        .send()
+        .await
+        .expect(204);
+    app.delete(&format!("{base}/items/{pen}"))
+        .token(&ada.token)
+        .send()
+        .await
+        .problem(404);
+    assert_eq!(cart_rows(&app).await, 1);
+    app.delete(&base).token(&ada.token).send().await.expect(204);
+    assert_eq!(cart_rows(&app).await, 0);
+    app.delete(&base).token(&ada.token).send().await.expect(204);
+}
+
+#[sqlx::test(migrator = "shared::MIGRATOR")]
+async fn bad_lines_are_refused_and_change_nothing(pool: MySqlPool) {
+    let app = app(pool);
+    let ada = app.customer().await;
+    let mug = product(&app, "Mug", "4", 3).await;
+    let line = |product: u64| format!("/users/{}/cart/items/{product}", ada.id);
+
+    let over = app
+        .put(&line(mug))
+        .token(&ada.token)
+        .json(json!({"quantity": 4}))
+        .send()
+        .await;
+    assert_eq!(over.problem(409)["type"], "/problems/insufficient-stock");
+    app.put(&line(424242))
+        .token(&ada.token)
+        .json(json!({"quantity": 1}))
+        .send()
+        .await
+        .problem(404);
+    for bad in [
+        json!({"quantity": 0}),
+        json!({"quantity": 1001}),
+        json!({"quantity": -2}),
+        json!({"quantity": "1"}),
+        json!({}),
+    ] {
+        app.put(&line(mug))
+            .token(&ada.token)
+            .json(bad)
+            .send()
+            .await
+            .invalid_field("quantity");
+    }
+    app.put(&line(mug))
+        .token(&ada.token)
+        .json(json!({"quantity": 1, "note": "x"}))
+        .send()
+        .await
+        .invalid_field("note");
+    app.put(&format!("/users/{}/cart/items/abc", ada.id))
+        .token(&ada.token)
+        .json(json!({"quantity": 1}))
+        .send()
+        .await
+        .invalid_field("product_id");
+    assert_eq!(cart_rows(&app).await, 0);
+}
+
+#[sqlx::test(migrator = "shared::MIGRATOR")]
+async fn carts_are_for_their_owner_or_an_admin(pool: MySqlPool) {
+    let app = app(pool);
+    let ada = app.customer().await;
+    let bob = app.customer().await;
+    let admin = app.admin().await;
+    let mug = product(&app, "Mug", "4", 3).await;
+    let base = format!("/users/{}/cart", ada.id);
+
+    app.get(&base).send().await.problem(401);
+    let hidden = app.get(&base).token(&bob.token).send().await;
+    hidden.problem(404);
+    app.put(&format!("{base}/items/{mug}"))
+        .token(&bob.token)
+        .json(json!({"quantity": 1}))
+        .send()
+        .await
+        .problem(404);
+    app.post(&format!("{base}/checkout"))
+        .token(&bob.token)
+        .send()
+        .await
+        .problem(404);
+    app.delete(&base)
+        .token(&bob.token)
+        .send()
+        .await
+        .problem(404);
+
+    app.put(&format!("{base}/items/{mug}"))
+        .token(&admin.token)
+        .json(json!({"quantity": 1}))
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(
+        app.get(&base).token(&ada.token).send().await.expect(200)["items"][0]["product_id"],
+        mug
+    );
+    app.get("/users/999999/cart")
+        .token(&admin.token)
+        .send()
+        .await
+        .problem(404);
+}
+
+#[sqlx::test(migrator = "shared::MIGRATOR")]
+async fn checkout_turns_the_cart_into_an_order_and_empties_it(pool: MySqlPool) {
+    let app = app(pool);
+    let ada = app.customer().await;
+    let mug = product(&app, "Mug", "4.10", 10).await;
+    let pen = product(&app, "Pen", "0.35", 100).await;
+    let base = format!("/users/{}/cart", ada.id);
+    app.put(&format!("{base}/items/{mug}"))
+        .token(&ada.token)
+        .json(json!({"quantity": 2}))
+        .send()
+        .await
+        .expect(200);
+    app.put(&format!("{base}/items/{pen}"))
+        .token(&ada.token)
+        .json(json!({"quantity": 3}))
+        .send()
+        .await
+        .expect(200);
+
+    let response = app
+        .post(&format!("{base}/checkout"))
+        .token(&ada.token)
+        .send()
+        .await;
+    let order = response.expect(201).clone();
+    assert_eq!(
+        response.header("location"),
+        Some(format!("/orders/{}", order["id"]).as_str())
+    );
+    assert_eq!(order["status"], "pending");
+    assert_eq!(order["user_id"], ada.id);
+    assert_eq!(order["total"], json!(9.25));
+    assert_eq!(order["items"].as_array().unwrap().len(), 2);
+    assert_eq!(stock(&app, mug).await, 8);
+    assert_eq!(stock(&app, pen).await, 97);
+    assert_eq!(cart_rows(&app).await, 0);
+
+    let empty = app
+        .post(&format!("{base}/checkout"))
+        .token(&ada.token)
+        .json(json!({}))
+        .send()
+        .await;
+    assert_eq!(empty.problem(409)["type"], "/problems/empty-cart");
+    app.post(&format!("{base}/checkout"))
+        .token(&ada.token)
+        .json(json!({"coupon": "x"}))
+        .send()
+        .await
+        .invalid_field("coupon");
+    app.post(&format!("{base}/checkout"))
+        .token(&ada.token)
+        .raw("text/plain", "hello")
+        .send()
+        .await
+        .problem(415);
+}
+
+#[sqlx::test(migrator = "shared::MIGRATOR")]
+async fn checkout_rechecks_stock_that_moved(pool: MySqlPool) {
+    let app = app(pool);
+    let ada = app.customer().await;
+    let mug = product(&app, "Mug", "4", 5).await;
+    let base = format!("/users/{}/cart", ada.id);
+    app.put(&format!("{base}/items/{mug}"))
+        .token(&ada.token)
+        .json(json!({"quantity": 4}))
+        .send()
+        .await
+        .expect(200);
+    sqlx::query("UPDATE products SET stock = 2 WHERE id = ?")
+        .bind(mug)
+        .execute(app.pool())
+        .await
+        .unwrap();
+
+    let short = app
+        .post(&format!("{base}/checkout"))
+        .token(&ada.token)
+        .send()
+        .await;
+    assert_eq!(short.problem(409)["type"], "/problems/insufficient-stock");
+    assert_eq!(stock(&app, mug).await, 2);
+    assert_eq!(
+        cart_rows(&app).await,
+        1,
+        "the cart is kept for the customer to fix"
+    );
+    let orders: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(orders, 0);
+}
+
+#[sqlx::test(migrator = "shared::MIGRATOR")]
+async fn checkout_is_idempotent_even_in_parallel(pool: MySqlPool) {
+    let app = Arc::new(app(pool));
+    let ada = Arc::new(app.customer().await);
+    let mug = product(&app, "Mug", "4", 50).await;
+    app.put(&format!("/users/{}/cart/items/{mug}", ada.id))
+        .token(&ada.token)
+        .json(json!({"quantity": 5}))
+        .send()
+        .await
+        .expect(200);
+
+    let attempts: Vec<_> = (0..10)
+        .map(|_| {
+            let (app, ada) = (app.clone(), ada.clone());
+            tokio::spawn(async move {
+                let r = app
+                    .post(&format!("/users/{}/cart/checkout", ada.id))
+                    .token(&ada.token)
+                    .header("idempotency-key", "checkout-1")
+                    .send()
+                    .await;
+                (r.status.as_u16(), r.raw)
+            })
+        })
+        .collect();
+    let mut responses = Vec::new();
+    for attempt in attempts {
+        responses.push(attempt.await.unwrap());
+    }
+    assert!(
+        responses
+            .iter()
+            .all(|r| r.0 == 201 && r.1 == responses[0].1),
+        "{:?}",
+        responses.iter().map(|r| r.0).collect::<Vec<_>>()
+    );
+    assert_eq!(stock(&app, mug).await, 45);
+    let orders: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(orders, 1);
+}
+
+#[sqlx::test(migrator = "shared::MIGRATOR")]
+async fn cart_through_lambda_events(pool: MySqlPool) {
+    let app = app(pool);
+    let ada = app.customer().await;
+    let mug = product(&app, "Mug", "4", 5).await;
+    let auth = json!({"authorization": format!("Bearer {}", ada.token)});
+    let set = invoke_lambda(
+        app.router.clone(),
+        http_api_event(
+            "PUT",
+            &format!("/users/{}/cart/items/{mug}", ada.id),
+            "",
+            auth.clone(),
+            Some(r#"{"quantity":2}"#),
+        ),
+    )
+    .await;
+    assert_eq!(set["statusCode"], 200);
+    assert_eq!(lambda_body(&set)["total"], json!(8.0));
+    let checkout = invoke_lambda(
+        app.router.clone(),
+        http_api_event(
+            "POST",
+            &format!("/users/{}/cart/checkout", ada.id),
+            "",
+            auth,
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(checkout["statusCode"], 201);
+    assert_eq!(
+        lambda_body(&checkout)["items"][0]["quantity"],
+        Value::from(2)
+    );
+}

@@ -1,0 +1,870 @@
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use shared::test_support::{
+    TestApp, TestUser, http_api_event, invoke_lambda, lambda_body, rest_api_event,
+};
+use sqlx::MySqlPool;
+
+fn app(pool: MySqlPool) -> TestApp {
+    TestApp::new(pool, orders::router)
+}
+
+async fn product(app: &TestApp, name: &str, price: &str, stock: u32) -> u64 {
+    sqlx::query("INSERT INTO products (name, price, stock) VALUES (?, ?, ?)")
+        .bind(name)
+        .bind(price)
+        .bind(stock)
+        .execute(app.pool())
+        .await
+        .unwrap()
+        .last_insert_id()
+}
+
+async fn stock(app: &TestApp, id: u64) -> u32 {
+    sqlx::query_scalar("SELECT stock FROM products WHERE id = ?")
+        .bind(id)
+        .fetch_one(app.pool())
+        .await
+        .unwrap()
+}
+
+async fn count(app: &TestApp, table: &str) -> i64 {
+    sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+        .fetch_one(app.pool())
+        .await
+        .unwrap()
+}
+
+async fn order(app: &TestApp, user: &TestUser, items: Value) -> Value {
+    app.post("/orders")
+        .token(&user.token)
+        .json(json!({"items": items}))
+        .send()
+        .await
+        .expect(201)
+        .clone()
+}
+
+async fn set_status(app: &TestApp, id: u64, status: &str) {
+    sqlx::query("UPDATE orders SET status = ? WHERE id = ?")
+        .bind(status)
+        .bind(id)
+        .execute(app.pool())
+        .await
+        .unwrap();
+}
+
+#[sqlx::test(migrator = "shared::MIGRATOR")]
+async fn placing_an_order_takes_stock_and_snapshots_prices(pool: MySqlPool) {
+    let app = app(pool);
+    let ada = app.customer().await;
+    let mug = product(&app, "Mug", "4.10", 10).await;
+    let pen = product(&app, "Pen", "0.10", 100).await;
+
+    let response = app
+        .post("/orders")
+        .token(&ada.token)
+        .json(json!({"items": [{"product_id": pen, "quantity": 3}, {"product_id": mug, "quantity": 2}, {"product_id": pen, "quantity": 4}]}))
+        .send()
+        .await;
+    let body = response.expect(201).clone();
+    let id = body["id"].as_u64().unwrap();
+    assert_eq!(
+        response.header("location"),
+        Some(format!("/orders/{id}").as_str())
+    );
+    assert_eq!(body["user_id"], ada.id);
+    assert_eq!(body["status"], "pending");
+    assert_eq!(
+        body["items"].as_array().unwrap().len(),
+        2,
+        "the same product twice is merged"
+    );
+    assert_eq!(
+        body["items"][0],
+        json!({"product_id": mug, "name": "Mug", "unit_price": 4.1, "quantity": 2, "line_total": 8.2})
+    );
+    assert_eq!(body["items"][1]["quantity"], 7);
+    assert_eq!(body["items"][1]["line_total"], json!(0.7));
+    assert!(
+        String::from_utf8_lossy(&response.raw).contains("\"total\":8.90"),
+        "exact decimal total"
+    );
+    assert_eq!(body["amount_paid"], json!(0.0));
+    assert_eq!(stock(&app, mug).await, 8);
+    assert_eq!(stock(&app, pen).await, 93);
+
+    // Later price changes and deletions leave the order as bought.
+    sqlx::query("UPDATE products SET price = 99, name = 'Renamed' WHERE id = ?")
+        .bind(mug)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM products WHERE id = ?")
+        .bind(pen)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    let again = app
+        .get(&format!("/orders/{id}"))
+        .token(&ada.token)
+        .send()
+        .await
+        .expect(200)
+        .clone();
+    assert_eq!(again["items"][0]["unit_price"], json!(4.1));
+    assert_eq!(again["items"][0]["name"], "Mug");
+    assert_eq!(again["items"][1]["product_id"], Value::Null);
+    assert_eq!(again["items"][1]["name"], "Pen");
+    assert_eq!(again["total"], json!(8.9));
+}
+
+#[sqlx::test(migrator = "shared::MIGRATOR")]
+async fn unknown_products_and_short_stock_change_nothing(pool: MySqlPool) {
+    let app = app(pool);
+    let ada = app.customer().await;
+    let mug = product(&app, "Mug", "4", 5).await;
+    let pen = product(&app, "Pen", "1", 1).await;
+    let lamp = product(&app, "Lamp", "30", 0).await;
+
+    let unknown = app.post("/orders").token(&ada.token)
+        .json(json!({"items": [{"product_id": mug, "quantity": 1}, {"product_id": 424242, "quantity": 1}]}))
+        .send().await;
+    unknown.invalid_field("items");
+    assert!(
+        unknown.body.to_string().contains("424242"),
+        "names the unknown product"
+    );
+
+    let short = app.post("/orders").token(&ada.token)
+        .json(json!({"items": [{"product_id": mug, "quantity": 5}, {"product_id": pen, "quantity": 2}, {"product_id": lamp, "quantity": 1}]}))
+        .send().await;
+    let problem = short.problem(409);
+    assert_eq!(problem["type"], "/problems/insufficient-stock");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&pen.to_string())
+            && detail.contains(&lamp.to_string())
+            && !detail.contains(&format!("{mug},")),
+        "{detail}"
+    );
+
+    assert_eq!(
+        stock(&app, mug).await,
+        5,
+        "the line that fitted was not taken either"
+    );
+    assert_eq!(stock(&app, pen).await, 1);
+    assert_eq!(count(&app, "orders").await, 0);
+    assert_eq!(count(&app, "order_items").await, 0);
+}
+
+#[sqlx::test(migrator = "shared::MIGRATOR")]
+async fn order_input_is_checked(pool: MySqlPool) {
+    let app = app(pool);
+    let ada = app.customer().await;
+    let bob = app.customer().await;
+    let mug = product(&app, "Mug", "4", 5000).await;
+    let dear = product(&app, "Yacht", "99999999.99", 10).await;
+    let line = |q: Value| json!({"items": [{"product_id": mug, "quantity": q}]});
+    let many: Vec<Value> = (0..101)
+        .map(|_| json!({"product_id": mug, "quantity": 1}))
+        .collect();
+    let cases = [
+        (json!({"items": []}), "items"),
+        (json!({"items": many}), "items"),
+        (json!({}), "items"),
+        (line(json!(0)), "items[0].quantity"),
+        (line(json!(1001)), "items[0].quantity"),
+        (line(json!(-1)), "items[0].quantity"),
+        (line(json!(1.5)), "items[0].quantity"),
+        (line(json!("2")), "items[0].quantity"),
+        (
+            json!({"items": [{"product_id": mug, "quantity": 600}, {"product_id": mug, "quantity": 600}]}),
+            "items",
+        ),
+        (
+            json!({"items": [{"product_id": 0, "quantity": 1}]}),
+            "items[0].product_id",
+        ),
+        (
+            json!({"items": [{"product_id": mug, "quantity": 1, "price": 0.01}]}),
+            "items[0].price",
+        ),
+        (
+            json!({"items": [{"product_id": dear, "quantity": 2}]}),
+            "items",
+        ),
+    ];
+    for (body, field) in cases {
+        app.post("/orders")
+            .token(&ada.token)
+            .json(body)
+            .send()
+            .await
+            .invalid_field(field);
+    }
+    app.post("/orders")
+        .json(line(json!(1)))
+        .send()
+        .await
+        .problem(401);
+    let mut for_bob = line(json!(1));
+    for_bob["user_id"] = json!(bob.id);
+    app.post("/orders")
+        .token(&ada.token)
+        .json(for_bob.clone())
+        .send()
+        .await
+        .problem(403);
+    assert_eq!(count(&app, "orders").await, 0);
+    assert_eq!(stock(&app, mug).await, 5000);
+
+    // An admin may order for a customer, but not for nobody.
+    let admin = app.admin().await;
+    let placed = app
+        .post("/orders")
+        .token(&admin.token)
+        .json(for_bob)
+        .send()
+        .await;
+    assert_eq!(placed.expect(201)["user_id"], bob.id);
+    let mut for_nobody = line(json!(1));
+    for_nobody["user_id"] = json!(999999);
+    app.post("/orders")
+        .token(&admin.token)
+        .json(for_nobody)
+        .send()
+        .await
+        .invalid_field("user_id");
+}
+
+#[sqlx::test(migrator = "shared::MIGRATOR")]
+async fn orders_are_private_to_their_owner_and_admins(pool: MySqlPool) {
+    let app = app(pool);
+    let ada = app.customer().await;
+    let bob = app.customer().await;
+    let admin = app.admin().await;
+    let mug = product(&app, "Mug", "4", 5).await;
+    let placed = order(&app, &ada, json!([{"product_id": mug, "quantity": 1}])).await;
+    let uri = format!("/orders/{}", placed["id"]);
+
+    app.get(&uri).token(&ada.token).send().await.expect(200);
+    app.get(&uri).token(&admin.token).send().await.expect(200);
+    let hidden = app.get(&uri).token(&bob.token).send().await;
+    let missing = app.get("/orders/999999").token(&bob.token).send().await;
+    hidden.problem(404);
+    assert_eq!(
+        hidden.raw, missing.raw,
+        "indistinguishable from a missing order"
+    );
+    app.get(&uri).send().await.problem(401);
+    app.put(&uri)
+        .token(&bob.token)
+        .json(json!({"status": "cancelled"}))
+        .send()
+        .await
+        .problem(404);
+    app.delete(&uri).token(&bob.token).send().await.problem(404);
+    assert_eq!(stock(&app, mug).await, 4);
+}
+
+#[sqlx::test(migrator = "shared::MIGRATOR")]
+async fn every_allowed_transition_and_a_sample_of_forbidden_ones(pool: MySqlPool) {
+    let app = app(pool);
+    let ada = app.customer().await;
+    let admin = app.admin().await;
+    let mug = product(&app, "Mug", "4", 100).await;
+    let put = |id: u64, token: String, status: &'static str| {
+        let app = &app;
+        async move {
+            app.put(&format!("/orders/{id}"))
+                .token(&token)
+                .json(json!({"status": status}))
+                .send()
+                .await
+        }
+    };
+    let new_order = || async {
+        order(&app, &ada, json!([{"product_id": mug, "quantity": 1}])).await["id"]
+            .as_u64()
+            .unwrap()
+    };
+
+    // The fulfilment path, by an admin.
+    let id = new_order().await;
+    set_status(&app, id, "paid").await;
+    put(id, ada.token.clone(), "processing").await.problem(403);
+    for next in ["processing", "shipped", "delivered"] {
+        assert_eq!(
+            put(id, admin.token.clone(), next).await.expect(200)["status"],
+            next
+        );
+    }
+    put(id, admin.token.clone(), "cancelled").await.problem(409);
+    put(id, admin.token.clone(), "delivered").await.expect(200);
+
+    // A customer cancels their own pending order; the same status again is a no-op.
+    let id = new_order().await;
+    put(id, ada.token.clone(), "pending").await.expect(200);
+    assert_eq!(
+        put(id, ada.token.clone(), "cancelled").await.expect(200)["status"],
+        "cancelled"
+    );
+    put(id, ada.token.clone(), "cancelled").await.expect(200);
+    put(id, admin.token.clone(), "pending").await.problem(409);
+    put(id, admin.token.clone(), "paid").await.problem(409);
+
+    // `paid` comes only from payments, even for an admin.
+    let id = new_order().await;
+    let refused = put(id, admin.token.clone(), "paid").await;
+    assert_eq!(
+        refused.problem(409)["type"],
+        "/problems/invalid-status-transition"
+    );
+    put(id, admin.token.clone(), "shipped").await.problem(409);
+
+    // Paid and processing orders are cancelled by admins only.
+    for from in ["paid", "processing"] {
+        let id = new_order().await;
+        set_status(&app, id, from).await;
+        put(id, ada.token.clone(), "cancelled").await.problem(403);
+        put(id, admin.token.clone(), "cancelled").await.expect(200);
+    }
+    let id = new_order().await;
+    set_status(&app, id, "shipped").await;
+    put(id, admin.token.clone(), "cancelled").await.problem(409);
+    put(id, admin.token.clone(), "processing")
+        .await
+        .problem(409);
+
+    // French labels, and nonsense.
+    let id = new_order().await;
+    set_status(&app, id, "paid").await;
+    assert_eq!(
+        put(id, admin.token.clone(), "en traitement")
+            .await
+            .expect(200)["status"],
+        "processing"
+    );
+    assert_eq!(
+        put(id, admin.token.clone(), "expédiée").await.expect(200)["status"],
+        "shipped"
+    );
+    assert_eq!(
+        put(id, admin.token.clone(), "livrée").await.expect(200)["status"],
+        "delivered"
+    );
+    let id = new_order().await;
+    assert_eq!(
+        put(id, ada.token.clone(), "annulée").await.expect(200)["status"],
+        "cancelled"
+    );
+    put(id, ada.token.clone(), "lost")
+        .await
+        .invalid_field("status");
+    app.put(&format!("/orders/{id}"))
+        .token(&ada.token)
+        .json(json!({}))
+        .send()
+        .await
+        .invalid_field("status");
+}
+
+#[sqlx::test(migrator = "shared::MIGRATOR")]
+async fn cancelling_returns_stock_and_refunds_payments(pool: MySqlPool) {
+    let app = app(pool);
+    let ada = app.customer().await;
+    let admin = app.admin().await;
+    let mug = product(&app, "Mug", "4", 10).await;
+    let pen = product(&app, "Pen", "1", 10).await;
+
+    let pending = order(
+        &app,
+        &ada,
+        json!([{"product_id": mug, "quantity": 3}, {"product_id": pen, "quantity": 2}]),
+    )
+    .await;
+    sqlx::query("DELETE FROM products WHERE id = ?")
+        .bind(pen)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    app.put(&format!("/orders/{}", pending["id"]))
+        .token(&ada.token)
+        .json(json!({"status": "cancelled"}))
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(
+        stock(&app, mug).await,
+        10,
+        "stock back; the deleted pen has nowhere to go"
+    );
+
+    let paid = order(&app, &ada, json!([{"product_id": mug, "quantity": 4}])).await;
+    let paid_id = paid["id"].as_u64().unwrap();
+    sqlx::query("UPDATE orders SET status = 'paid', amount_paid = total WHERE id = ?")
+        .bind(paid_id)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO payments (order_id, amount, method) VALUES (?, 10, 'card'), (?, 6, 'paypal')",
+    )
+    .bind(paid_id)
+    .bind(paid_id)
+    .execute(app.pool())
+    .await
+    .unwrap();
+    let cancelled = app
+        .put(&format!("/orders/{paid_id}"))
+        .token(&admin.token)
+        .json(json!({"status": "cancelled"}))
+        .send()
+        .await;
+    assert_eq!(cancelled.expect(200)["status"], "cancelled");
+    assert_eq!(stock(&app, mug).await, 10);
+    let statuses: Vec<String> =
+        sqlx::query_scalar("SELECT status FROM payments WHERE order_id = ?")
+            .bind(paid_id)
+            .fetch_all(app.pool())
+            .await
+            .unwrap();
+    assert_eq!(statuses, ["refunded", "refunded"]);
+}
+
+#[sqlx::test(migrator = "shared::MIGRATOR")]
+async fn only_pending_or_cancelled_orders_can_be_deleted(pool: MySqlPool) {
+    let app = app(pool);
+    let ada = app.customer().await;
+    let mug = product(&app, "Mug", "4", 10).await;
+
+    let pending = order(&app, &ada, json!([{"product_id": mug, "quantity": 3}])).await;
+    app.delete(&format!("/orders/{}", pending["id"]))
+        .token(&ada.token)
+        .send()
+        .await
+        .expect(204);
+    assert_eq!(stock(&app, mug).await, 10);
+    app.get(&format!("/orders/{}", pending["id"]))
+        .token(&ada.token)
+        .send()
+        .await
+        .problem(404);
+
+    let cancelled = order(&app, &ada, json!([{"product_id": mug, "quantity": 2}])).await;
+    app.put(&format!("/orders/{}", cancelled["id"]))
+        .token(&ada.token)
+        .json(json!({"status": "cancelled"}))
+        .send()
+        .await
+        .expect(200);
+    app.delete(&format!("/orders/{}", cancelled["id"]))
+        .token(&ada.token)
+        .send()
+        .await
+        .expect(204);
+    assert_eq!(
+        stock(&app, mug).await,
+        10,
+        "no second return of the same stock"
+    );
+
+    let paid = order(&app, &ada, json!([{"product_id": mug, "quantity": 1}])).await;
+    set_status(&app, paid["id"].as_u64().unwrap(), "paid").await;
+    app.delete(&format!("/orders/{}", paid["id"]))
+        .token(&ada.token)
+        .send()
+        .await
+        .problem(409);
+    assert_eq!(count(&app, "orders").await, 1);
+}
+
+#[sqlx::test(migrator = "shared::MIGRATOR")]
+async fn a_users_orders_are_paged_newest_first_and_filtered(pool: MySqlPool) {
+    let app = app(pool);
+    let ada = app.customer().await;
+    let bob = app.customer().await;
+    let admin = app.admin().await;
+    let mug = product(&app, "Mug", "1", 1000).await;
+    let mut ids = Vec::new();
+    for _ in 0..7 {
+        ids.push(
+            order(&app, &ada, json!([{"product_id": mug, "quantity": 1}])).await["id"]
+                .as_u64()
+                .unwrap(),
+        );
+    }
+    // Equal timestamps: the id breaks the tie.
+    sqlx::query("UPDATE orders SET created_at = '2026-05-05 10:00:00'")
+        .execute(app.pool())
+        .await
+        .unwrap();
+    set_status(&app, ids[2], "paid").await;
+    set_status(&app, ids[5], "paid").await;
+
+    let mut seen = Vec::new();
+    let mut uri = format!("/users/{}/orders?limit=3", ada.id);
+    loop {
+        let page = app
+            .get(&uri)
+            .token(&ada.token)
+            .send()
+            .await
+            .expect(200)
+            .clone();
+        for o in page["items"].as_array().unwrap() {
+            assert!(
+                o["total"].is_number()
+                    && o["amount_paid"].is_number()
+                    && o["created_at"].is_string()
+            );
+            seen.push(o["id"].as_u64().unwrap());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => uri = format!("/users/{}/orders?limit=3&cursor={c}", ada.id),
+            None => break,
+        }
+    }
+    let mut newest_first = ids.clone();
+    newest_first.reverse();
+    assert_eq!(seen, newest_first);
+
+    let paid = app
+        .get(&format!("/users/{}/orders?status=paid", ada.id))
+        .token(&ada.token)
+        .send()
+        .await
+        .expect(200)
+        .clone();
+    let paid_ids: Vec<u64> = paid["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(paid_ids, [ids[5], ids[2]]);
+    let french = app
+        .get(&format!("/users/{}/orders?status=pay%C3%A9e", ada.id))
+        .token(&ada.token)
+        .send()
+        .await;
+    assert_eq!(french.expect(200)["items"].as_array().unwrap().len(), 2);
+
+    app.get(&format!("/users/{}/orders?status=lost", ada.id))
+        .token(&ada.token)
+        .send()
+        .await
+        .invalid_field("status");
+    app.get(&format!("/users/{}/orders?cursor=xyz", ada.id))
+        .token(&ada.token)
+        .send()
+        .await
+        .invalid_field("cursor");
+    app.get(&format!("/users/{}/orders", ada.id))
+        .token(&bob.token)
+        .send()
+        .await
+        .problem(404);
+    app.get(&format!("/users/{}/orders", ada.id))
+        .token(&admin.token)
+        .send()
+        .await
+        .expect(200);
+    app.get("/users/999999/orders")
+        .token(&admin.token)
+        .send()
+        .await
+        .problem(404);
+}
+
+#[sqlx::test(migrator = "shared::MIGRATOR")]
+async fn idempotent_retries_replay_the_first_response(pool: MySqlPool) {
+    let app = app(pool);
+    let ada = app.customer().await;
+    let mug = product(&app, "Mug", "4", 10).await;
+    let body = json!({"items": [{"product_id": mug, "quantity": 2}]});
+    let post = |key: &'static str, body: Value| {
+        let app = &app;
+        let token = ada.token.clone();
+        async move {
+            app.post("/orders")
+                .token(&token)
+                .header("idempotency-key", key)
+                .json(body)
+                .send()
+                .await
+        }
+    };
+
+    let first = post("order-1", body.clone()).await;
+    first.expect(201);
+    let retry = post(
+        "order-1",
+        json!({"items": [{"quantity": 2, "product_id": mug}]}),
+    )
+    .await;
+    assert_eq!(retry.status, 201);
+    assert_eq!(retry.raw, first.raw, "byte for byte");
+    assert_eq!(retry.header("location"), first.header("location"));
+    assert_eq!(count(&app, "orders").await, 1);
+    assert_eq!(stock(&app, mug).await, 8);
+
+    post(
+        "order-1",
+        json!({"items": [{"product_id": mug, "quantity": 3}]}),
+    )
+    .await
+    .problem(409);
+
+    // A refusal is a completed response: replayed even after the stock comes back.
+    let short = post(
+        "order-2",
+        json!({"items": [{"product_id": mug, "quantity": 50}]}),
+    )
+    .await;
+    short.problem(409);
+    sqlx::query("UPDATE products SET stock = 100 WHERE id = ?")
+        .bind(mug)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    let replayed = post(
+        "order-2",
+        json!({"items": [{"product_id": mug, "quantity": 50}]}),
+    )
+    .await;
+    assert_eq!(
+        (replayed.status, replayed.raw.clone()),
+        (short.status, short.raw.clone())
+    );
+
+    // Invalid input is not stored: the corrected request goes through under the same key.
+    post(
+        "order-3",
+        json!({"items": [{"product_id": mug, "quantity": 0}]}),
+    )
+    .await
+    .problem(400);
+    post(
+        "order-3",
+        json!({"items": [{"product_id": mug, "quantity": 1}]}),
+    )
+    .await
+    .expect(201);
+
+    // Keys belong to a user: Bob's "order-1" is his own.
+    let bob = app.customer().await;
+    app.post("/orders")
+        .token(&bob.token)
+        .header("idempotency-key", "order-1")
+        .json(body.clone())
+        .send()
+        .await
+        .expect(201);
+
+    let long = "k".repeat(256);
+    app.post("/orders")
+        .token(&ada.token)
+        .header("idempotency-key", &long)
+        .json(body.clone())
+        .send()
+        .await
+        .problem(400);
+    assert_eq!(count(&app, "orders").await, 3);
+}
+
+#[sqlx::test(migrator = "shared::MIGRATOR")]
+async fn keys_expire_after_a_day(pool: MySqlPool) {
+    let app = app(pool);
+    let ada = app.customer().await;
+    let mug = product(&app, "Mug", "4", 10).await;
+    let body = json!({"items": [{"product_id": mug, "quantity": 1}]});
+    app.post("/orders")
+        .token(&ada.token)
+        .header("idempotency-key", "k")
+        .json(body.clone())
+        .send()
+        .await
+        .expect(201);
+    sqlx::query("UPDATE idempotency_keys SET created_at = created_at - INTERVAL 23 HOUR")
+        .execute(app.pool())
+        .await
+        .unwrap();
+    app.post("/orders")
+        .token(&ada.token)
+        .header("idempotency-key", "k")
+        .json(body.clone())
+        .send()
+        .await
+        .expect(201);
+    assert_eq!(count(&app, "orders").await, 1, "still replayed within 24 h");
+    sqlx::query("UPDATE idempotency_keys SET created_at = created_at - INTERVAL 2 HOUR")
+        .execute(app.pool())
+        .await
+        .unwrap();
+    app.post("/orders")
+        .token(&ada.token)
+        .header("idempotency-key", "k")
+        .json(body)
+        .send()
+        .await
+        .expect(201);
+    assert_eq!(count(&app, "orders").await, 2, "a fresh start after 24 h");
+}
+
+#[sqlx::test(migrator = "shared::MIGRATOR")]
+async fn fifty_parallel_orders_for_ten_in_stock_sell_exactly_ten(pool: MySqlPool) {
+    let app = Arc::new(app(pool));
+    let mug = product(&app, "Mug", "4", 10).await;
+    let mut buyers = Vec::new();
+    for _ in 0..50 {
+        buyers.push(app.customer().await);
+    }
+    let attempts: Vec<_> = buyers
+        .into_iter()
+        .map(|buyer| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                app.post("/orders")
+                    .token(&buyer.token)
+                    .json(json!({"items": [{"product_id": mug, "quantity": 1}]}))
+                    .send()
+                    .await
+                    .status
+                    .as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for attempt in attempts {
+        statuses.push(attempt.await.unwrap());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        10,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        40,
+        "{statuses:?}"
+    );
+    assert_eq!(stock(&app, mug).await, 0);
+    assert_eq!(count(&app, "orders").await, 10);
+}
+
+#[sqlx::test(migrator = "shared::MIGRATOR")]
+async fn crossing_orders_on_the_same_products_never_deadlock_into_errors(pool: MySqlPool) {
+    let app = Arc::new(app(pool));
+    let a = product(&app, "A", "1", 1000).await;
+    let b = product(&app, "B", "1", 1000).await;
+    let user = Arc::new(app.customer().await);
+    let attempts: Vec<_> = (0..30)
+        .map(|i| {
+            let (app, user) = (app.clone(), user.clone());
+            let items = if i % 2 == 0 {
+                json!([{"product_id": a, "quantity": 1}, {"product_id": b, "quantity": 1}])
+            } else {
+                json!([{"product_id": b, "quantity": 1}, {"product_id": a, "quantity": 1}])
+            };
+            tokio::spawn(async move {
+                app.post("/orders")
+                    .token(&user.token)
+                    .json(json!({"items": items}))
+                    .send()
+                    .await
+                    .status
+                    .as_u16()
+            })
+        })
+        .collect();
+    for attempt in attempts {
+        assert_eq!(attempt.await.unwrap(), 201);
+    }
+    assert_eq!(stock(&app, a).await, 970);
+    assert_eq!(stock(&app, b).await, 970);
+}
+
+#[sqlx::test(migrator = "shared::MIGRATOR")]
+async fn twenty_parallel_identical_idempotent_requests_make_one_order(pool: MySqlPool) {
+    let app = Arc::new(app(pool));
+    let mug = product(&app, "Mug", "4", 100).await;
+    let ada = Arc::new(app.customer().await);
+    let attempts: Vec<_> = (0..20)
+        .map(|_| {
+            let (app, ada) = (app.clone(), ada.clone());
+            tokio::spawn(async move {
+                let r = app
+                    .post("/orders")
+                    .token(&ada.token)
+                    .header("idempotency-key", "same")
+                    .json(json!({"items": [{"product_id": mug, "quantity": 1}]}))
+                    .send()
+                    .await;
+                (r.status.as_u16(), r.raw)
+            })
+        })
+        .collect();
+    let mut responses = Vec::new();
+    for attempt in attempts {
+        responses.push(attempt.await.unwrap());
+    }
+    assert!(
+        responses.iter().all(|(status, _)| *status == 201),
+        "{:?}",
+        responses.iter().map(|r| r.0).collect::<Vec<_>>()
+    );
+    assert!(
+        responses.iter().all(|(_, body)| *body == responses[0].1),
+        "every response is the first one"
+    );
+    assert_eq!(count(&app, "orders").await, 1);
+    assert_eq!(stock(&app, mug).await, 99);
+}
+
+#[sqlx::test(migrator = "shared::MIGRATOR")]
+async fn orders_through_lambda_events(pool: MySqlPool) {
+    let app = app(pool);
+    let ada = app.customer().await;
+    let mug = product(&app, "Mug", "4", 10).await;
+    let auth =
+        json!({"authorization": format!("Bearer {}", ada.token), "idempotency-key": "lambda-1"});
+    let body = format!(r#"{{"items":[{{"product_id":{mug},"quantity":2}}]}}"#);
+    let created = invoke_lambda(
+        app.router.clone(),
+        http_api_event("POST", "/orders", "", auth.clone(), Some(&body)),
+    )
+    .await;
+    assert_eq!(created["statusCode"], 201);
+    let id = lambda_body(&created)["id"].as_u64().unwrap();
+    let replay = invoke_lambda(
+        app.router.clone(),
+        rest_api_event(
+            "Prod",
+            "POST",
+            "/orders",
+            json!({}),
+            auth.clone(),
+            Some(&body),
+        ),
+    )
+    .await;
+    assert_eq!(replay["body"], created["body"]);
+    let listed = invoke_lambda(
+        app.router.clone(),
+        rest_api_event(
+            "Prod",
+            "GET",
+            &format!("/users/{}/orders", ada.id),
+            json!({"status": "pending"}),
+            auth,
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(listed["statusCode"], 200);
+    assert_eq!(lambda_body(&listed)["items"][0]["id"], id);
+}

@@ -1,0 +1,168 @@
+//! Carts: one per user, priced at the products' current prices, turned into an order at
+//! checkout under the same rules as `POST /orders`.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use sqlx::MySqlPool;
+
+use crate::db::Tx;
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::money::Money;
+use crate::orders::MAX_QUANTITY;
+use crate::validate::{Checks, Validate};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CartLine {
+    pub product_id: u64,
+    pub name: String,
+    pub unit_price: Money,
+    pub quantity: u32,
+    pub line_total: Money,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Cart {
+    pub user_id: u64,
+    pub items: Vec<CartLine>,
+    pub total: Money,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetQuantity {
+    pub quantity: u32,
+}
+
+impl Validate for SetQuantity {
+    fn validate(&self) -> Result<(), Vec<FieldError>> {
+        Checks::new()
+            .range("quantity", self.quantity, 1, MAX_QUANTITY)
+            .finish()
+    }
+}
+
+/// Checkout takes no body, or an empty object.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checkout {}
+
+impl Validate for Checkout {}
+
+pub async fn get(pool: &MySqlPool, user_id: u64) -> ApiResult<Cart> {
+    crate::orders::require_existing_user(pool, user_id).await?;
+    let rows = sqlx::query!(
+        "SELECT c.product_id, p.name, p.price, c.quantity
+         FROM cart_items c JOIN products p ON p.id = c.product_id
+         WHERE c.user_id = ? ORDER BY c.created_at, c.product_id",
+        user_id
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut total = Decimal::ZERO;
+    let items = rows
+        .into_iter()
+        .map(|row| {
+            let line_total = row.price * Decimal::from(row.quantity);
+            total += line_total;
+            CartLine {
+                product_id: row.product_id,
+                name: row.name,
+                unit_price: Money::from_db(row.price),
+                quantity: row.quantity,
+                line_total: Money::from_db(line_total),
+            }
+        })
+        .collect();
+    Ok(Cart {
+        user_id,
+        items,
+        total: Money::from_db(total),
+    })
+}
+
+/// Sets a line's quantity. Unknown product → 404; more than the stock → 409.
+pub async fn set_line(
+    pool: &MySqlPool,
+    user_id: u64,
+    product_id: u64,
+    quantity: u32,
+) -> ApiResult<Cart> {
+    crate::orders::require_existing_user(pool, user_id).await?;
+    let stock = sqlx::query_scalar!("SELECT stock FROM products WHERE id = ?", product_id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(ApiError::NotFound("product"))?;
+    if quantity > stock {
+        return Err(ApiError::Conflict {
+            kind: "insufficient-stock",
+            detail: format!("Product {product_id} has {stock} in stock, {quantity} requested."),
+            errors: vec![FieldError::new(
+                "quantity",
+                format!("must be at most {stock}"),
+            )],
+        });
+    }
+    sqlx::query!(
+        "INSERT INTO cart_items (user_id, product_id, quantity) VALUES (?, ?, ?)
+         ON DUPLICATE KEY UPDATE quantity = VALUES(quantity), updated_at = CURRENT_TIMESTAMP(6)",
+        user_id,
+        product_id,
+        quantity
+    )
+    .execute(pool)
+    .await
+    .map_err(|err| {
+        // The product was deleted between the check and the insert.
+        if crate::db::is_foreign_key_violation(&err) {
+            ApiError::NotFound("product")
+        } else {
+            err.into()
+        }
+    })?;
+    get(pool, user_id).await
+}
+
+pub async fn remove_line(pool: &MySqlPool, user_id: u64, product_id: u64) -> ApiResult<()> {
+    crate::orders::require_existing_user(pool, user_id).await?;
+    let removed = sqlx::query!(
+        "DELETE FROM cart_items WHERE user_id = ? AND product_id = ?",
+        user_id,
+        product_id
+    )
+    .execute(pool)
+    .await?;
+    if removed.rows_affected() == 0 {
+        return Err(ApiError::NotFound("cart item"));
+    }
+    Ok(())
+}
+
+pub async fn clear(pool: &MySqlPool, user_id: u64) -> ApiResult<()> {
+    crate::orders::require_existing_user(pool, user_id).await?;
+    sqlx::query!("DELETE FROM cart_items WHERE user_id = ?", user_id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Turns the cart into an order inside `tx` and empties it; returns the order id.
+/// Stock is checked again here, since it may have moved since the lines were set.
+pub async fn checkout_in(tx: &mut Tx<'static>, user_id: u64) -> ApiResult<u64> {
+    let lines: Vec<(u64, u32)> = sqlx::query!(
+        "SELECT product_id, quantity FROM cart_items WHERE user_id = ? ORDER BY product_id FOR UPDATE",
+        user_id
+    )
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .map(|row| (row.product_id, row.quantity))
+    .collect();
+    if lines.is_empty() {
+        return Err(ApiError::conflict("empty-cart", "The cart is empty."));
+    }
+    let order_id = crate::orders::create_in(tx, user_id, &lines).await?;
+    sqlx::query!("DELETE FROM cart_items WHERE user_id = ?", user_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(order_id)
+}
