@@ -560,7 +560,10 @@ pub async fn require_user(pool: &MySqlPool, user_id: u64) -> ApiResult<()> {
     if user_exists(pool, user_id).await? {
         Ok(())
     } else {
-        Err(ApiError::validation("user_id", "does not name an existing user"))
+        Err(ApiError::validation(
+            "user_id",
+            "does not name an existing user",
+        ))
     }
 }
 

@@ -1,6 +1,209 @@
-//! Reviews and the rating aggregates kept on each product.
+//! Reviews, and the rating aggregates kept on each product in the same transactions, so
+//! that every product response (lists included) carries `average_rating` and
+//! `review_count` without touching the reviews table.
 
-use crate::db::Tx;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::{MySql, MySqlPool, QueryBuilder};
+
+use crate::auth::AuthUser;
+use crate::db::{self, Tx};
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::page::{Cursor, Limit, Order as SortOrder, Page, into_page};
+use crate::time::timestamp;
+use crate::validate::{Checks, Validate};
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Review {
+    pub id: u64,
+    pub product_id: u64,
+    pub user_id: u64,
+    pub user_name: String,
+    pub rating: u8,
+    pub comment: Option<String>,
+    pub verified_purchase: bool,
+    #[serde(serialize_with = "timestamp")]
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewReview {
+    #[serde(default)]
+    pub user_id: Option<u64>,
+    pub rating: u8,
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+impl Validate for NewReview {
+    fn validate(&self) -> Result<(), Vec<FieldError>> {
+        Checks::new()
+            .range("rating", self.rating, 1, 5)
+            .optional_text("comment", self.comment.as_deref(), 2000)
+            .check(
+                self.user_id != Some(0),
+                "user_id",
+                "must be a positive integer id",
+            )
+            .finish()
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ReviewQuery {
+    #[serde(default)]
+    pub limit: Limit,
+    pub cursor: Option<String>,
+}
+
+impl Validate for ReviewQuery {}
+
+const SELECT: &str = "SELECT r.id, r.product_id, r.user_id, u.name AS user_name, r.rating, r.comment, \
+     r.verified_purchase, r.created_at FROM reviews r JOIN users u ON u.id = r.user_id";
+
+/// One review per user and product. `verified_purchase` is decided now, from the user's
+/// paid, processing, shipped or delivered orders containing the product.
+pub async fn create(
+    pool: &MySqlPool,
+    caller: AuthUser,
+    product_id: u64,
+    input: NewReview,
+) -> ApiResult<Review> {
+    let user_id = caller.acting_for(input.user_id)?;
+    let input = std::sync::Arc::new(input);
+    db::transaction(pool, |tx| {
+        let input = input.clone();
+        Box::pin(async move {
+            // Locking the product serialises the aggregate updates of concurrent reviews.
+            let product = sqlx::query_scalar!("SELECT id FROM products WHERE id = ? FOR UPDATE", product_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+            if product.is_none() {
+                return Err(ApiError::NotFound("product"));
+            }
+            let verified = sqlx::query_scalar!(
+                r#"SELECT EXISTS (
+                       SELECT 1 FROM order_items oi JOIN orders o ON o.id = oi.order_id
+                       WHERE o.user_id = ? AND oi.product_id = ?
+                         AND o.status IN ('paid', 'processing', 'shipped', 'delivered')
+                   ) AS "verified!: bool""#,
+                user_id,
+                product_id
+            )
+            .fetch_one(&mut **tx)
+            .await?;
+            let id = sqlx::query!(
+                "INSERT INTO reviews (product_id, user_id, rating, comment, verified_purchase) VALUES (?, ?, ?, ?, ?)",
+                product_id,
+                user_id,
+                input.rating,
+                input.comment,
+                verified
+            )
+            .execute(&mut **tx)
+            .await
+            .map_err(|err| {
+                if db::is_unique_violation(&err) {
+                    ApiError::conflict("duplicate-review", "This user has already reviewed this product.")
+                } else if db::is_foreign_key_violation(&err) {
+                    ApiError::validation("user_id", "does not name an existing user")
+                } else {
+                    err.into()
+                }
+            })?
+            .last_insert_id();
+            sqlx::query!(
+                "UPDATE products SET review_count = review_count + 1, rating_sum = rating_sum + ? WHERE id = ?",
+                input.rating,
+                product_id
+            )
+            .execute(&mut **tx)
+            .await?;
+            get_in(tx, id).await
+        })
+    })
+    .await
+}
+
+async fn get_in(tx: &mut Tx<'static>, id: u64) -> ApiResult<Review> {
+    sqlx::query_as::<_, Review>(&format!("{SELECT} WHERE r.id = ?"))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(ApiError::NotFound("review"))
+}
+
+const LIST_SORT: &str = "-created_at";
+const LIST_ORDER: SortOrder = SortOrder {
+    column: "r.created_at",
+    id_column: "r.id",
+    descending: true,
+};
+
+/// A product's reviews, newest first; 404 for an unknown product.
+pub async fn list(
+    pool: &MySqlPool,
+    product_id: u64,
+    query: &ReviewQuery,
+) -> ApiResult<Page<Review>> {
+    let product = sqlx::query_scalar!("SELECT id FROM products WHERE id = ?", product_id)
+        .fetch_optional(pool)
+        .await?;
+    if product.is_none() {
+        return Err(ApiError::NotFound("product"));
+    }
+    let mut qb: QueryBuilder<MySql> = QueryBuilder::new(SELECT);
+    qb.push(" WHERE r.product_id = ").push_bind(product_id);
+    if let Some(text) = &query.cursor {
+        let cursor = Cursor::decode(LIST_SORT, text)?;
+        let at = crate::time::parse_cursor_value(&cursor.value)
+            .ok_or_else(|| ApiError::validation("cursor", "is not a cursor from this listing"))?;
+        LIST_ORDER.push_after(&mut qb, at, cursor.id);
+    }
+    LIST_ORDER.push_order_and_limit(&mut qb, query.limit);
+    let rows: Vec<Review> = qb.build_query_as().fetch_all(pool).await?;
+    Ok(into_page(rows, query.limit, LIST_SORT, |r| {
+        (crate::time::cursor_value(r.created_at), r.id)
+    }))
+}
+
+/// The author or an admin deletes a review (403 for anyone else); the product's
+/// aggregates drop it in the same transaction.
+pub async fn delete(pool: &MySqlPool, caller: AuthUser, id: u64) -> ApiResult<()> {
+    db::transaction(pool, |tx| {
+        Box::pin(async move {
+            let review = sqlx::query!(
+                "SELECT product_id, user_id, rating FROM reviews WHERE id = ?",
+                id
+            )
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or(ApiError::NotFound("review"))?;
+            if review.user_id != caller.id && !caller.is_admin() {
+                return Err(ApiError::Forbidden("Only the author or an admin may delete a review."));
+            }
+            // Product first, then review: the same lock order as creation.
+            sqlx::query_scalar!("SELECT id FROM products WHERE id = ? FOR UPDATE", review.product_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+            let deleted = sqlx::query!("DELETE FROM reviews WHERE id = ?", id)
+                .execute(&mut **tx)
+                .await?;
+            if deleted.rows_affected() == 1 {
+                sqlx::query!(
+                    "UPDATE products SET review_count = review_count - 1, rating_sum = rating_sum - ? WHERE id = ?",
+                    review.rating,
+                    review.product_id
+                )
+                .execute(&mut **tx)
+                .await?;
+            }
+            Ok(())
+        })
+    })
+    .await
+}
 
 /// Takes a user's reviews out of the products' `review_count` and `rating_sum`, before the
 /// reviews themselves go by cascade with the user.

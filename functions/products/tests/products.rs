@@ -617,3 +617,26 @@ async fn rest_api_v1_events_with_a_stage_go_through_lambda(pool: MySqlPool) {
     .await;
     assert_eq!(denied["statusCode"], 401);
 }
+
+#[sqlx::test(migrator = "shared::MIGRATOR")]
+async fn ratings_show_on_single_products_and_in_lists(pool: MySqlPool) {
+    let app = app(pool);
+    let admin = app.admin().await;
+    let p = product(
+        &app,
+        &admin.token,
+        json!({"name": "Mug", "price": 4, "stock": 1}),
+    )
+    .await;
+    assert_eq!(p["average_rating"], Value::Null);
+    sqlx::query("UPDATE products SET review_count = 3, rating_sum = 13 WHERE id = ?")
+        .bind(p["id"].as_u64())
+        .execute(app.pool())
+        .await
+        .unwrap();
+    let one = app.get(&format!("/products/{}", p["id"])).send().await;
+    assert_eq!(one.expect(200)["average_rating"], json!(4.33));
+    assert_eq!(one.body["review_count"], 3);
+    let list = app.get("/products").send().await;
+    assert_eq!(list.expect(200)["items"][0]["average_rating"], json!(4.33));
+}

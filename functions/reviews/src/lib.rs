@@ -1,0 +1,51 @@
+//! The `reviews` function: product reviews.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{delete, get};
+use shared::auth::AuthUser;
+use shared::extract::{Id, Json, Path, Query};
+use shared::page::Page;
+use shared::reviews::{self, NewReview, Review, ReviewQuery};
+use shared::{ApiResult, AppState};
+
+pub fn router(state: AppState) -> Router {
+    let routes = Router::new()
+        .route("/products/{product_id}/reviews", get(list).post(create))
+        .route("/reviews/{review_id}", delete(remove));
+    shared::http::finish(routes, state)
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Path(product_id): Path<Id>,
+    Query(query): Query<ReviewQuery>,
+) -> ApiResult<axum::Json<Page<Review>>> {
+    Ok(axum::Json(
+        reviews::list(&state.pool, product_id.0, &query).await?,
+    ))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(product_id): Path<Id>,
+    Json(input): Json<NewReview>,
+) -> ApiResult<Response> {
+    let review = reviews::create(&state.pool, caller, product_id.0, input).await?;
+    Ok(shared::http::created(
+        format!("/reviews/{}", review.id),
+        review,
+    ))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<Id>,
+) -> ApiResult<StatusCode> {
+    reviews::delete(&state.pool, caller, id.0).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
