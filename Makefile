@@ -13,14 +13,16 @@ LOCAL_JWT_SECRET ?= local-development-signing-key-do-not-deploy
 ADMIN_EMAIL ?= admin@shop.local
 ADMIN_PASSWORD ?= admin-password-123
 PORT ?= 9000
+SERVE_PORT ?= 8080
 CONCURRENCY ?= 4
 
 export SQLX_OFFLINE := true
 
-.PHONY: help run db test lint sqlx-check admin prepare
+.PHONY: help run serve db test lint sqlx-check admin prepare
 help:
 	@echo "make run    - serve the whole API on http://127.0.0.1:$(PORT) (database, migrations, sample data)"
 	@echo "make test   - formatting, lints, query data, and every test against a real MariaDB"
+	@echo "make serve  - the same API on one plain HTTP port ($(SERVE_PORT)), without the Lambda emulator"
 	@echo "make admin EMAIL=... PASSWORD=... - create (or promote) an admin in DATABASE_URL"
 	@echo "make prepare - refresh the committed .sqlx query data after changing a query"
 
@@ -42,6 +44,11 @@ run: db
 	cargo lambda watch --invoke-address 127.0.0.1 --invoke-port $(PORT) --concurrency $(CONCURRENCY) \
 		--env-var DATABASE_URL=$(DATABASE_URL) --env-var JWT_SECRET=$(LOCAL_JWT_SECRET) \
 		--env-var RUST_LOG=info
+
+## The same routers on one plain HTTP port (no Lambda emulation): benchmarks, fuzzing, containers.
+serve: db
+	DATABASE_URL=$(DATABASE_URL) JWT_SECRET=$(LOCAL_JWT_SECRET) DB_MAX_CONNECTIONS=16 PORT=$(SERVE_PORT) \
+		cargo run --release -p serve
 
 admin:
 	@test -n "$(EMAIL)" -a -n "$(PASSWORD)" || { echo "usage: make admin EMAIL=you@example.com PASSWORD=..."; exit 2; }

@@ -12,15 +12,20 @@ use shared::idempotency::{self, Created, IdempotencyKey};
 use shared::orders;
 use shared::{ApiResult, AppState};
 
-pub fn router(state: AppState) -> Router {
-    let routes = Router::new()
+/// This function's routes, for Lambda ([`router`]) or for a host serving several functions.
+pub fn routes() -> Router<AppState> {
+    Router::new()
         .route("/users/{user_id}/cart", get(show).delete(clear))
         .route(
             "/users/{user_id}/cart/items/{product_id}",
             put(set_line).delete(remove_line),
         )
-        .route("/users/{user_id}/cart/checkout", post(checkout));
-    shared::http::finish(routes, state)
+        .route("/users/{user_id}/cart/checkout", post(checkout))
+}
+
+/// The complete router Lambda runs: the routes plus 404/405 problems and the body limit.
+pub fn router(state: AppState) -> Router {
+    shared::http::finish(routes(), state)
 }
 
 async fn show(

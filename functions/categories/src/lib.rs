@@ -11,14 +11,19 @@ use shared::extract::{Id, Json, Path, Query};
 use shared::page::Page;
 use shared::{ApiResult, AppState};
 
-pub fn router(state: AppState) -> Router {
-    let routes = Router::new()
+/// This function's routes, for Lambda ([`router`]) or for a host serving several functions.
+pub fn routes() -> Router<AppState> {
+    Router::new()
         .route("/categories", get(list).post(create))
         .route(
             "/categories/{category_id}",
             get(show).put(update).delete(remove),
-        );
-    shared::http::finish(routes, state)
+        )
+}
+
+/// The complete router Lambda runs: the routes plus 404/405 problems and the body limit.
+pub fn router(state: AppState) -> Router {
+    shared::http::finish(routes(), state)
 }
 
 async fn list(

@@ -12,12 +12,17 @@ use shared::orders::{self, NewOrder, Order, OrderQuery, OrderSummary, StatusChan
 use shared::page::Page;
 use shared::{ApiResult, AppState};
 
-pub fn router(state: AppState) -> Router {
-    let routes = Router::new()
+/// This function's routes, for Lambda ([`router`]) or for a host serving several functions.
+pub fn routes() -> Router<AppState> {
+    Router::new()
         .route("/orders", post(create))
         .route("/orders/{order_id}", get(show).put(update).delete(remove))
-        .route("/users/{user_id}/orders", get(list_for_user));
-    shared::http::finish(routes, state)
+        .route("/users/{user_id}/orders", get(list_for_user))
+}
+
+/// The complete router Lambda runs: the routes plus 404/405 problems and the body limit.
+pub fn router(state: AppState) -> Router {
+    shared::http::finish(routes(), state)
 }
 
 async fn create(

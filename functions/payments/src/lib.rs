@@ -11,12 +11,17 @@ use shared::page::Page;
 use shared::payments::{self, NewPayment, Payment, PaymentQuery};
 use shared::{ApiResult, AppState};
 
-pub fn router(state: AppState) -> Router {
-    let routes = Router::new()
+/// This function's routes, for Lambda ([`router`]) or for a host serving several functions.
+pub fn routes() -> Router<AppState> {
+    Router::new()
         .route("/payments", post(create))
         .route("/payments/{payment_id}", get(show))
-        .route("/orders/{order_id}/payments", get(list_for_order));
-    shared::http::finish(routes, state)
+        .route("/orders/{order_id}/payments", get(list_for_order))
+}
+
+/// The complete router Lambda runs: the routes plus 404/405 problems and the body limit.
+pub fn router(state: AppState) -> Router {
+    shared::http::finish(routes(), state)
 }
 
 async fn create(

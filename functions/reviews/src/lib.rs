@@ -11,11 +11,16 @@ use shared::page::Page;
 use shared::reviews::{self, NewReview, Review, ReviewQuery};
 use shared::{ApiResult, AppState};
 
-pub fn router(state: AppState) -> Router {
-    let routes = Router::new()
+/// This function's routes, for Lambda ([`router`]) or for a host serving several functions.
+pub fn routes() -> Router<AppState> {
+    Router::new()
         .route("/products/{product_id}/reviews", get(list).post(create))
-        .route("/reviews/{review_id}", delete(remove));
-    shared::http::finish(routes, state)
+        .route("/reviews/{review_id}", delete(remove))
+}
+
+/// The complete router Lambda runs: the routes plus 404/405 problems and the body limit.
+pub fn router(state: AppState) -> Router {
+    shared::http::finish(routes(), state)
 }
 
 async fn list(

@@ -10,13 +10,18 @@ use shared::extract::{Id, Json, Path};
 use shared::users::{self, Credentials, LoginResponse, Profile, Registration, User, UserPatch};
 use shared::{ApiResult, AppState};
 
-pub fn router(state: AppState) -> Router {
-    shared::password::warm_up();
-    let routes = Router::new()
+/// This function's routes, for Lambda ([`router`]) or for a host serving several functions.
+pub fn routes() -> Router<AppState> {
+    Router::new()
         .route("/users/register", post(register))
         .route("/users/login", post(login))
-        .route("/users/{user_id}", get(show).put(update).delete(remove));
-    shared::http::finish(routes, state)
+        .route("/users/{user_id}", get(show).put(update).delete(remove))
+}
+
+/// The complete router Lambda runs: the routes plus 404/405 problems and the body limit.
+pub fn router(state: AppState) -> Router {
+    shared::password::warm_up();
+    shared::http::finish(routes(), state)
 }
 
 async fn register(
