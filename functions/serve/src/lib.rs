@@ -19,7 +19,12 @@ pub fn router(state: AppState) -> Router {
         .merge(reviews::routes())
         .route(
             "/openapi.json",
-            get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI) }),
+            get(|| async {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    OPENAPI,
+                )
+            }),
         );
     shared::http::finish(routes, state)
 }
