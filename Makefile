@@ -18,11 +18,12 @@ CONCURRENCY ?= 4
 
 export SQLX_OFFLINE := true
 
-.PHONY: help run serve db test lint sqlx-check admin prepare
+.PHONY: help run serve db test lint sqlx-check admin prepare bench
 help:
 	@echo "make run    - serve the whole API on http://127.0.0.1:$(PORT) (database, migrations, sample data)"
 	@echo "make test   - formatting, lints, query data, and every test against a real MariaDB"
 	@echo "make serve  - the same API on one plain HTTP port ($(SERVE_PORT)), without the Lambda emulator"
+	@echo "make bench  - latency, throughput, cold start, size and memory beside their floors (BENCHMARKS.md)"
 	@echo "make admin EMAIL=... PASSWORD=... - create (or promote) an admin in DATABASE_URL"
 	@echo "make prepare - refresh the committed .sqlx query data after changing a query"
 
@@ -49,6 +50,13 @@ run: db
 serve: db
 	DATABASE_URL=$(DATABASE_URL) JWT_SECRET=$(LOCAL_JWT_SECRET) DB_MAX_CONNECTIONS=16 PORT=$(SERVE_PORT) \
 		cargo run --release -p serve
+
+## Latency, throughput, cold start, size and memory; writes BENCHMARKS.md. Run `make package`
+## first for the arm64 bootstrap sizes.
+bench:
+	@.ci/ensure-db
+	cargo build --release -p serve -p products -p categories -p users -p cart -p orders -p payments -p reviews --bins
+	cargo run --release -q -p serve --bin bench
 
 admin:
 	@test -n "$(EMAIL)" -a -n "$(PASSWORD)" || { echo "usage: make admin EMAIL=you@example.com PASSWORD=..."; exit 2; }
