@@ -18,7 +18,11 @@ CONCURRENCY ?= 4
 
 export SQLX_OFFLINE := true
 
-.PHONY: help run serve db test lint sqlx-check admin prepare bench
+STACK ?= shop-api
+# The crates deployed as Lambda functions (template.yaml), migrate included.
+FUNCTIONS := products categories users cart orders payments reviews migrate
+
+.PHONY: help run serve db test lint sqlx-check admin prepare bench template-check package deploy deployed-admin
 help:
 	@echo "make run    - serve the whole API on http://127.0.0.1:$(PORT) (database, migrations, sample data)"
 	@echo "make test   - formatting, lints, query data, and every test against a real MariaDB"
@@ -84,3 +88,38 @@ test:
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory sqlx-check
 	DATABASE_URL=$(TEST_DATABASE_URL) .ci/with-moto cargo test --workspace --all-features --no-fail-fast
+
+## The SAM template: SAM's own checks, cfn-lint, and the same routes in template.yaml, the
+## contract, Cargo.toml's watch router and every function's router.
+template-check:
+	@.ci/ensure-tools sam
+	SAM_CLI_TELEMETRY=0 sam validate --lint
+	cfn-lint template.yaml
+	.ci/check-routes
+
+## Release arm64 bootstraps, built the way `sam build` builds them, and their sizes.
+package:
+	@.ci/ensure-tools cargo-lambda
+	cargo lambda build --release --arm64 $(addprefix -p ,$(FUNCTIONS))
+	@for f in $(FUNCTIONS); do \
+		b="$${CARGO_TARGET_DIR:-target}/lambda/$$f/bootstrap"; \
+		printf '%-11s %6d KiB  %s\n' "$$f" $$(( $$(wc -c < "$$b") / 1024 )) "$$b"; \
+	done
+
+## Build and deploy the stack. First time: `make deploy GUIDED=1` (asks for the region and
+## the parameters, and saves them in samconfig.toml).
+deploy: template-check
+	SAM_CLI_TELEMETRY=0 sam build
+	SAM_CLI_TELEMETRY=0 sam deploy $(if $(GUIDED),--guided)
+
+## First admin of the deployed stack (asks for the password; it never reaches the command
+## line or the shell history): make deployed-admin EMAIL=you@example.com [NAME="Your Name"]
+deployed-admin:
+	@test -n "$(EMAIL)" || { echo "usage: make deployed-admin EMAIL=you@example.com [NAME=...] [STACK=$(STACK)]"; exit 2; }
+	@fn=$$(aws cloudformation describe-stacks --stack-name "$(STACK)" \
+		--query "Stacks[0].Outputs[?OutputKey=='MigrateFunctionName'].OutputValue" --output text) && \
+	read -rs -p "Password for $(EMAIL): " pw && echo && \
+	payload=$$(umask 077 && mktemp) && trap 'rm -f "$$payload"' EXIT && \
+	EMAIL="$(EMAIL)" NAME="$(or $(NAME),Admin)" PW="$$pw" python3 -c 'import json, os; print(json.dumps({"create_admin": {"email": os.environ["EMAIL"], "password": os.environ["PW"], "name": os.environ["NAME"]}}))' > "$$payload" && \
+	aws lambda invoke --function-name "$$fn" --cli-binary-format raw-in-base64-out \
+		--payload "file://$$payload" /dev/stdout && echo
