@@ -143,6 +143,7 @@ async fn main() {
     }
     let rss_kib = peak_rss_kib(serve.id());
     let _ = serve.kill();
+    let _ = serve.wait();
 
     eprintln!("measuring cold starts ...");
     let cold = cold_starts(&bin_dir, &url, &fixture, &token).await;
@@ -382,10 +383,10 @@ async fn wait_until_up(client: &HttpClient, base: &str) {
         let request = hyper::Request::get(format!("{base}/products?limit=1"))
             .body(Full::new(Bytes::new()))
             .unwrap();
-        if let Ok(response) = client.request(request).await {
-            if response.status() == 200 {
-                return;
-            }
+        if let Ok(response) = client.request(request).await
+            && response.status() == 200
+        {
+            return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
