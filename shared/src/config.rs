@@ -5,6 +5,8 @@
 //! (`DB_SECRET_ARN`, `JWT_SECRET_ARN`); `AWS_ENDPOINT_URL` is honoured, which is how the
 //! tests reach a local Secrets Manager.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -34,6 +36,28 @@ pub struct Config {
 pub struct DatabaseConfig {
     pub options: MySqlConnectOptions,
     pub max_connections: u32,
+    /// Where fresh credentials come from after a rotation (Secrets Manager only).
+    pub credentials: Option<Arc<RotatingCredentials>>,
+}
+
+/// The database secret, read again when the server refuses the credentials: RDS rotates
+/// the master password on a schedule, and an instance must follow without a restart.
+pub struct RotatingCredentials {
+    client: aws_sdk_secretsmanager::Client,
+    arn: String,
+    /// The DB_* variables, captured at cold start.
+    env: HashMap<&'static str, String>,
+}
+
+impl RotatingCredentials {
+    pub async fn connect_options(&self) -> Result<MySqlConnectOptions, ConfigError> {
+        let text = fetch_secret(&self.client, &self.arn).await?;
+        let secret: RdsSecret = serde_json::from_str(&text).map_err(|e| ConfigError::Secret {
+            arn: self.arn.clone(),
+            reason: format!("not an RDS credentials JSON: {e}"),
+        })?;
+        rds_options(secret, &|name| self.env.get(name).cloned())
+    }
 }
 
 impl DatabaseConfig {
@@ -97,22 +121,27 @@ impl Config {
                 })?,
             None => 2,
         };
-        let options = match (var("DB_SECRET_ARN"), &secrets) {
+        let (options, credentials) = match (var("DB_SECRET_ARN"), &secrets) {
             (Some(arn), Some(client)) => {
-                let text = fetch_secret(client, &arn).await?;
-                let secret: RdsSecret =
-                    serde_json::from_str(&text).map_err(|e| ConfigError::Secret {
-                        arn: arn.clone(),
-                        reason: format!("not an RDS credentials JSON: {e}"),
-                    })?;
-                rds_options(secret, &var)?
+                let env = DB_VARIABLES
+                    .iter()
+                    .filter_map(|name| var(name).map(|value| (*name, value)))
+                    .collect();
+                let source = RotatingCredentials {
+                    client: client.clone(),
+                    arn,
+                    env,
+                };
+                (source.connect_options().await?, Some(Arc::new(source)))
             }
             _ => {
                 let url = var("DATABASE_URL").ok_or(ConfigError::Missing("DATABASE_URL"))?;
-                crate::db::options_from_url(&url).map_err(|e| ConfigError::Invalid {
-                    name: "DATABASE_URL",
-                    reason: e.to_string(),
-                })?
+                let options =
+                    crate::db::options_from_url(&url).map_err(|e| ConfigError::Invalid {
+                        name: "DATABASE_URL",
+                        reason: e.to_string(),
+                    })?;
+                (options, None)
             }
         };
 
@@ -144,12 +173,16 @@ impl Config {
             database: DatabaseConfig {
                 options,
                 max_connections,
+                credentials,
             },
             jwt_secret: Secret(jwt_secret),
             token_ttl,
         })
     }
 }
+
+/// The variables that complete or override an RDS secret.
+const DB_VARIABLES: [&str; 5] = ["DB_HOST", "DB_PORT", "DB_NAME", "DB_SSL_MODE", "DB_SSL_CA"];
 
 fn rds_options(
     secret: RdsSecret,

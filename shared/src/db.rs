@@ -49,6 +49,11 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
     })
 }
 
+/// The server refused the user or password: the secret may have been rotated.
+pub fn is_access_denied(err: &sqlx::Error) -> bool {
+    mysql_code(err) == Some(1045)
+}
+
 /// A deadlock or lock wait timeout: the transaction was rolled back and may simply be retried.
 pub fn is_retryable(err: &sqlx::Error) -> bool {
     mysql_code(err).is_some_and(|code| matches!(code, 1205 | 1213))

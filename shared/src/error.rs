@@ -55,6 +55,10 @@ pub enum ApiError {
     /// The database cannot be reached or is overloaded: the client may retry.
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// The database refused the credentials (a rotated password): 503, and the credentials
+    /// are re-read before the next request.
+    #[error("database credentials rejected: {0}")]
+    CredentialsRejected(String),
     /// A deadlock or lock timeout that outlived every retry: the client may retry.
     #[error("contention: {0}")]
     Contention(String),
@@ -90,7 +94,9 @@ impl ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) | Self::Contention(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Contention(_) | Self::CredentialsRejected(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -107,7 +113,9 @@ impl ApiError {
             Self::PayloadTooLarge => "payload-too-large",
             Self::UnsupportedMediaType => "unsupported-media-type",
             Self::TooManyRequests { .. } => "too-many-requests",
-            Self::Unavailable(_) | Self::Contention(_) => "service-unavailable",
+            Self::Unavailable(_) | Self::Contention(_) | Self::CredentialsRejected(_) => {
+                "service-unavailable"
+            }
             Self::Internal(_) => "internal-error",
         }
     }
@@ -125,7 +133,7 @@ impl ApiError {
             Self::TooManyRequests { retry_after_secs } => {
                 format!("Too many attempts; retry in {retry_after_secs} seconds.")
             }
-            Self::Unavailable(_) | Self::Contention(_) => {
+            Self::Unavailable(_) | Self::Contention(_) | Self::CredentialsRejected(_) => {
                 "The service is temporarily unavailable; retry shortly.".into()
             }
             Self::Internal(_) => "An unexpected error occurred.".into(),
@@ -170,7 +178,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
             Self::Internal(_) => tracing::error!(error = %self, "request failed"),
-            Self::Unavailable(_) | Self::Contention(_) => {
+            Self::Unavailable(_) | Self::Contention(_) | Self::CredentialsRejected(_) => {
                 tracing::warn!(error = %self, "database unavailable")
             }
             _ => tracing::debug!(error = %self, "request rejected"),
@@ -193,6 +201,10 @@ impl IntoResponse for ApiError {
             Self::Unavailable(_) | Self::Contention(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
+            Self::CredentialsRejected(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                response.extensions_mut().insert(CredentialsRejected);
+            }
             _ => {}
         }
         response
@@ -204,7 +216,9 @@ impl IntoResponse for ApiError {
 /// (duplicate name, unknown reference) are classified by the domain module, not here.
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
-        if crate::db::is_retryable(&err) {
+        if crate::db::is_access_denied(&err) {
+            Self::CredentialsRejected(err.to_string())
+        } else if crate::db::is_retryable(&err) {
             Self::Contention(err.to_string())
         } else if crate::db::is_unavailable(&err) {
             Self::Unavailable(err.to_string())
@@ -215,6 +229,11 @@ impl From<sqlx::Error> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Marks a response whose request failed on refused database credentials, so that the
+/// router can refresh them (see `http::finish`).
+#[derive(Debug, Clone, Copy)]
+pub struct CredentialsRejected;
 
 impl crate::db::RetryableError for ApiError {
     fn is_retryable(&self) -> bool {

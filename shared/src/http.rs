@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use lambda_http::RequestExt;
 use lambda_http::request::RequestContext;
 
-use crate::error::{ApiError, problem_response};
+use crate::error::{ApiError, CredentialsRejected, problem_response};
 use crate::extract::MAX_BODY_BYTES;
 use crate::state::AppState;
 
@@ -20,8 +20,26 @@ pub fn finish(routes: Router<AppState>, state: AppState) -> Router {
         .layer(axum::middleware::map_response(
             method_not_allowed_as_problem,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            refresh_rejected_credentials,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// After a request the database refused for its credentials, re-read them, so that a
+/// rotated password costs one 503 rather than every request until the instance recycles.
+async fn refresh_rejected_credentials(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    if response.extensions().get::<CredentialsRejected>().is_some() {
+        state.refresh_credentials().await;
+    }
+    response
 }
 
 async fn method_not_allowed_as_problem(response: Response) -> Response {

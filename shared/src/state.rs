@@ -5,12 +5,14 @@ use std::sync::Arc;
 use sqlx::MySqlPool;
 
 use crate::auth::TokenKeys;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, RotatingCredentials};
 
 #[derive(Clone)]
 pub struct AppState {
     pub pool: MySqlPool,
     pub tokens: Arc<TokenKeys>,
+    /// Set on Lambda: re-read the database secret when the server refuses the password.
+    pub credentials: Option<Arc<RotatingCredentials>>,
 }
 
 impl AppState {
@@ -21,6 +23,22 @@ impl AppState {
                 config.jwt_secret.expose().as_bytes(),
                 config.token_ttl,
             )),
+            credentials: config.database.credentials.clone(),
+        }
+    }
+
+    /// Points the pool at the database secret's current credentials (after a rotation);
+    /// connections made from now on use them.
+    pub async fn refresh_credentials(&self) {
+        let Some(source) = &self.credentials else {
+            return;
+        };
+        match source.connect_options().await {
+            Ok(options) => {
+                self.pool.set_connect_options(options);
+                tracing::warn!("database refused the credentials; re-read the secret");
+            }
+            Err(err) => tracing::error!(error = %err, "re-reading the database secret failed"),
         }
     }
 

@@ -26,6 +26,7 @@ pub fn state(pool: MySqlPool) -> AppState {
             JWT_SECRET.as_bytes(),
             Duration::from_secs(3600),
         )),
+        credentials: None,
     }
 }
 

@@ -147,3 +147,97 @@ async fn missing_or_weak_settings_stop_the_cold_start_with_a_clear_error() {
     .unwrap();
     assert_eq!(local.token_ttl.as_secs(), 900);
 }
+
+/// RDS rotates the master password: the first request after it fails with 503, the
+/// credentials are re-read from the secret, and the next request works again.
+#[tokio::test]
+async fn a_rotated_database_password_is_picked_up_without_a_restart() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    let (host, port) = test_server();
+    let root = sqlx::MySqlPool::connect(&std::env::var("DATABASE_URL").unwrap())
+        .await
+        .unwrap();
+    let user = format!("rotation_{}", std::process::id());
+    sqlx::query(&format!("DROP USER IF EXISTS '{user}'@'%'"))
+        .execute(&root)
+        .await
+        .unwrap();
+    sqlx::query(&format!(
+        "CREATE USER '{user}'@'%' IDENTIFIED BY 'first-password'"
+    ))
+    .execute(&root)
+    .await
+    .unwrap();
+    let secret = |password: &str| {
+        json!({"username": user, "password": password, "host": host, "port": port, "dbname": "information_schema"})
+            .to_string()
+    };
+    let arn = create_secret(secret("first-password")).await;
+    let config = Config::load_from(env(&[
+        ("DB_SECRET_ARN", arn.clone()),
+        ("DB_SSL_MODE", "disabled".into()),
+        ("JWT_SECRET", "j".repeat(40)),
+    ]))
+    .await
+    .unwrap();
+    let state = shared::AppState::new(&config);
+    let routes = axum::Router::new().route(
+        "/ping",
+        axum::routing::get(
+            |axum::extract::State(state): axum::extract::State<shared::AppState>| async move {
+                sqlx::query("SELECT 1")
+                    .execute(&state.pool)
+                    .await
+                    .map(|_| "pong")
+                    .map_err(shared::ApiError::from)
+            },
+        ),
+    );
+    let router = shared::http::finish(routes, state);
+    let ping = || async {
+        let request = Request::get("/ping").body(Body::empty()).unwrap();
+        router
+            .clone()
+            .oneshot(request)
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(ping().await, 200);
+
+    // Rotation: a new password in the database and in the secret; old sessions end.
+    sqlx::query(&format!(
+        "ALTER USER '{user}'@'%' IDENTIFIED BY 'second-password'"
+    ))
+    .execute(&root)
+    .await
+    .unwrap();
+    client()
+        .await
+        .put_secret_value()
+        .secret_id(&arn)
+        .secret_string(secret("second-password"))
+        .send()
+        .await
+        .unwrap();
+    let sessions: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM information_schema.processlist WHERE user = ?")
+            .bind(&user)
+            .fetch_all(&root)
+            .await
+            .unwrap();
+    for id in sessions {
+        let _ = sqlx::query(&format!("KILL {id}")).execute(&root).await;
+    }
+
+    assert_eq!(ping().await, 503, "the stale password is refused once");
+    assert_eq!(ping().await, 200, "then the rotated one is used");
+    sqlx::query(&format!("DROP USER '{user}'@'%'"))
+        .execute(&root)
+        .await
+        .unwrap();
+}

@@ -398,6 +398,7 @@ fn bench_state(url: &str) -> AppState {
         database: shared::config::DatabaseConfig {
             options: shared::db::options_from_url(url).unwrap(),
             max_connections: 16,
+            credentials: None,
         },
         jwt_secret: Secret::new(JWT_SECRET),
         token_ttl: Duration::from_secs(3600),
