@@ -75,17 +75,21 @@ impl Cursor {
 
     /// Decodes a cursor made for `sort`; anything else is the client's 400.
     pub fn decode(sort: &str, text: &str) -> Result<Cursor, ApiError> {
-        let invalid = || ApiError::validation("cursor", "is not a cursor from this listing");
-        let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| invalid())?;
-        let data: CursorData = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+        let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| invalid_cursor())?;
+        let data: CursorData = serde_json::from_slice(&bytes).map_err(|_| invalid_cursor())?;
         if data.s != sort || data.i == 0 {
-            return Err(invalid());
+            return Err(invalid_cursor());
         }
         Ok(Cursor {
             value: data.v,
             id: data.i,
         })
     }
+}
+
+/// The 400 for a cursor that this listing did not make.
+pub fn invalid_cursor() -> ApiError {
+    ApiError::validation("cursor", "is not a cursor from this listing")
 }
 
 /// One way to order a listing: a column (always with `id` as tie-breaker) and a direction.
@@ -120,6 +124,21 @@ impl Order {
             .push(op)
             .push_bind(id)
             .push("))");
+    }
+
+    /// For listings ordered by a `DATETIME(6)` column: continues after `cursor`, if given.
+    pub fn push_time_cursor(
+        &self,
+        qb: &mut QueryBuilder<'_, MySql>,
+        sort: &str,
+        cursor: Option<&str>,
+    ) -> Result<(), ApiError> {
+        if let Some(text) = cursor {
+            let cursor = Cursor::decode(sort, text)?;
+            let at = crate::time::parse_cursor_value(&cursor.value).ok_or_else(invalid_cursor)?;
+            self.push_after(qb, at, cursor.id);
+        }
+        Ok(())
     }
 
     /// Appends `ORDER BY col dir, id dir LIMIT n` (one extra row tells if a next page exists).

@@ -7,7 +7,7 @@ use sqlx::{MySql, MySqlPool, QueryBuilder};
 
 use crate::error::{ApiError, ApiResult};
 use crate::money::{Money, PriceBound};
-use crate::page::{Cursor, Limit, Order, Page, into_page};
+use crate::page::{Cursor, Limit, Order, Page, into_page, invalid_cursor};
 use crate::time::timestamp;
 use crate::validate::{Checks, Validate, nullable};
 
@@ -267,14 +267,13 @@ fn push_cursor(
     order: Order,
     cursor: Cursor,
 ) -> ApiResult<()> {
-    let invalid = || ApiError::validation("cursor", "is not a cursor from this listing");
     match sort {
         ProductSort::Newest | ProductSort::Oldest => {
-            let at = crate::time::parse_cursor_value(&cursor.value).ok_or_else(invalid)?;
+            let at = crate::time::parse_cursor_value(&cursor.value).ok_or_else(invalid_cursor)?;
             order.push_after(qb, at, cursor.id);
         }
         ProductSort::PriceAsc | ProductSort::PriceDesc => {
-            let price: Decimal = cursor.value.parse().map_err(|_| invalid())?;
+            let price: Decimal = cursor.value.parse().map_err(|_| invalid_cursor())?;
             order.push_after(qb, price, cursor.id);
         }
         ProductSort::NameAsc | ProductSort::NameDesc => {

@@ -9,7 +9,7 @@ use sqlx::{MySql, MySqlPool, QueryBuilder};
 use crate::auth::AuthUser;
 use crate::db::{self, Tx};
 use crate::error::{ApiError, ApiResult, FieldError};
-use crate::page::{Cursor, Limit, Order as SortOrder, Page, into_page};
+use crate::page::{Limit, Order as SortOrder, Page, into_page};
 use crate::time::timestamp;
 use crate::validate::{Checks, Validate};
 
@@ -155,12 +155,7 @@ pub async fn list(
     }
     let mut qb: QueryBuilder<MySql> = QueryBuilder::new(SELECT);
     qb.push(" WHERE r.product_id = ").push_bind(product_id);
-    if let Some(text) = &query.cursor {
-        let cursor = Cursor::decode(LIST_SORT, text)?;
-        let at = crate::time::parse_cursor_value(&cursor.value)
-            .ok_or_else(|| ApiError::validation("cursor", "is not a cursor from this listing"))?;
-        LIST_ORDER.push_after(&mut qb, at, cursor.id);
-    }
+    LIST_ORDER.push_time_cursor(&mut qb, LIST_SORT, query.cursor.as_deref())?;
     LIST_ORDER.push_order_and_limit(&mut qb, query.limit);
     let rows: Vec<Review> = qb.build_query_as().fetch_all(pool).await?;
     Ok(into_page(rows, query.limit, LIST_SORT, |r| {
