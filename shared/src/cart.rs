@@ -9,7 +9,7 @@ use crate::db::Tx;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::money::Money;
 use crate::orders::MAX_QUANTITY;
-use crate::validate::{Checks, Validate};
+use crate::validate::{Checks, Validate, whole};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CartLine {
@@ -30,6 +30,7 @@ pub struct Cart {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SetQuantity {
+    #[serde(deserialize_with = "whole")]
     pub quantity: u32,
 }
 
@@ -88,10 +89,11 @@ pub async fn set_line(
     quantity: u32,
 ) -> ApiResult<Cart> {
     crate::orders::require_existing_user(pool, user_id).await?;
-    let stock = sqlx::query_scalar!("SELECT stock FROM products WHERE id = ?", product_id)
+    let product = sqlx::query!("SELECT stock, price FROM products WHERE id = ?", product_id)
         .fetch_optional(pool)
         .await?
         .ok_or(ApiError::NotFound("product"))?;
+    let stock = product.stock;
     if quantity > stock {
         return Err(ApiError::Conflict {
             kind: "insufficient-stock",
@@ -99,6 +101,25 @@ pub async fn set_line(
             errors: vec![FieldError::new(
                 "quantity",
                 format!("must be at most {stock}"),
+            )],
+        });
+    }
+    let others = sqlx::query_scalar!(
+        r#"SELECT CAST(COALESCE(SUM(p.price * c.quantity), 0) AS DECIMAL(20, 2)) AS "total!: Decimal"
+           FROM cart_items c JOIN products p ON p.id = c.product_id
+           WHERE c.user_id = ? AND c.product_id <> ?"#,
+        user_id,
+        product_id
+    )
+    .fetch_one(pool)
+    .await?;
+    if others + product.price * Decimal::from(quantity) > crate::money::MAX {
+        return Err(ApiError::Conflict {
+            kind: "cart-total-too-large",
+            detail: "The cart total would exceed 99999999.99.".into(),
+            errors: vec![FieldError::new(
+                "quantity",
+                "makes the cart total too large",
             )],
         });
     }
@@ -160,7 +181,17 @@ pub async fn checkout_in(tx: &mut Tx<'static>, user_id: u64) -> ApiResult<u64> {
     if lines.is_empty() {
         return Err(ApiError::conflict("empty-cart", "The cart is empty."));
     }
-    let order_id = crate::orders::create_in(tx, user_id, &lines).await?;
+    // The cart, not the request, is at fault when it cannot become an order: 409.
+    let order_id = crate::orders::create_in(tx, user_id, &lines)
+        .await
+        .map_err(|err| match err {
+            ApiError::Validation(errors) => ApiError::Conflict {
+                kind: "cart-not-orderable",
+                detail: "The cart cannot be ordered as it is.".into(),
+                errors,
+            },
+            other => other,
+        })?;
     sqlx::query!("DELETE FROM cart_items WHERE user_id = ?", user_id)
         .execute(&mut **tx)
         .await?;

@@ -121,3 +121,14 @@ pub fn created<T: serde::Serialize>(location: String, body: T) -> Response {
     )
         .into_response()
 }
+
+/// The OpenAPI description of the whole API (`GET /openapi.json`).
+pub const OPENAPI: &str = include_str!("../../openapi.json");
+
+pub async fn openapi() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+        .into_response()
+}

@@ -14,7 +14,7 @@ use crate::error::{ApiError, ApiResult, FieldError};
 use crate::money::Money;
 use crate::page::{Limit, Order as SortOrder, Page, into_page};
 use crate::time::timestamp;
-use crate::validate::{Checks, Validate};
+use crate::validate::{Checks, Validate, optional_whole, whole};
 
 pub const MAX_LINES: usize = 100;
 pub const MAX_QUANTITY: u32 = 1000;
@@ -159,14 +159,16 @@ pub struct OrderSummary {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LineRequest {
+    #[serde(deserialize_with = "whole")]
     pub product_id: u64,
+    #[serde(deserialize_with = "whole")]
     pub quantity: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrder {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_whole")]
     pub user_id: Option<u64>,
     pub items: Vec<LineRequest>,
 }

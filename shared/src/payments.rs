@@ -11,7 +11,7 @@ use crate::error::{ApiError, ApiResult, FieldError};
 use crate::money::Money;
 use crate::page::{Limit, Order as SortOrder, Page, into_page};
 use crate::time::timestamp;
-use crate::validate::{Checks, Validate};
+use crate::validate::{Checks, Validate, whole};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
 #[serde(rename_all = "snake_case")]
@@ -65,6 +65,7 @@ pub struct Payment {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewPayment {
+    #[serde(deserialize_with = "whole")]
     pub order_id: u64,
     pub amount: Money,
     pub method: Method,

@@ -9,7 +9,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::money::{Money, PriceBound};
 use crate::page::{Cursor, Limit, Order, Page, into_page, invalid_cursor};
 use crate::time::timestamp;
-use crate::validate::{Checks, Validate, nullable};
+use crate::validate::{Checks, Validate, nullable, nullable_whole, optional_whole, whole};
 
 /// Highest stock a product may hold: far above any shelf, far below the column's limit,
 /// so returning cancelled stock can never overflow it.
@@ -75,8 +75,9 @@ pub struct NewProduct {
     #[serde(default)]
     pub description: Option<String>,
     pub price: Money,
+    #[serde(deserialize_with = "whole")]
     pub stock: u32,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_whole")]
     pub category_id: Option<u64>,
 }
 
@@ -103,8 +104,9 @@ pub struct ProductPatch {
     #[serde(default, deserialize_with = "nullable")]
     pub description: Option<Option<String>>,
     pub price: Option<Money>,
+    #[serde(default, deserialize_with = "optional_whole")]
     pub stock: Option<u32>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "nullable_whole")]
     pub category_id: Option<Option<u64>>,
 }
 

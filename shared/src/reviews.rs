@@ -11,7 +11,7 @@ use crate::db::{self, Tx};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::page::{Limit, Order as SortOrder, Page, into_page};
 use crate::time::timestamp;
-use crate::validate::{Checks, Validate};
+use crate::validate::{Checks, Validate, optional_whole, whole};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Review {
@@ -29,8 +29,9 @@ pub struct Review {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewReview {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_whole")]
     pub user_id: Option<u64>,
+    #[serde(deserialize_with = "whole")]
     pub rating: u8,
     #[serde(default)]
     pub comment: Option<String>,
@@ -124,6 +125,15 @@ pub async fn create(
         })
     })
     .await
+}
+
+/// A single review: public, like the product's review list.
+pub async fn get(pool: &MySqlPool, id: u64) -> ApiResult<Review> {
+    sqlx::query_as::<_, Review>(&format!("{SELECT} WHERE r.id = ?"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(ApiError::NotFound("review"))
 }
 
 async fn get_in(tx: &mut Tx<'static>, id: u64) -> ApiResult<Review> {

@@ -183,7 +183,7 @@ pub struct LoginResponse {
 pub async fn get(pool: &MySqlPool, id: u64) -> ApiResult<User> {
     sqlx::query_as!(
         User,
-        r#"SELECT id, name, email, role AS "role: Role",
+        r#"SELECT id, name, CAST(email AS CHAR) AS "email!: String", role AS "role: Role",
                   created_at AS "created_at: DateTime<Utc>", updated_at AS "updated_at: DateTime<Utc>"
            FROM users WHERE id = ?"#,
         id

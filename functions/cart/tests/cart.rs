@@ -379,3 +379,67 @@ async fn cart_through_lambda_events(pool: MySqlPool) {
         Value::from(2)
     );
 }
+
+#[sqlx::test(migrator = "shared::MIGRATOR")]
+async fn whole_numbers_written_as_floats_are_quantities(pool: MySqlPool) {
+    let app = app(pool);
+    let ada = app.customer().await;
+    let mug = product(&app, "Mug", "4", 5).await;
+    let cart = app
+        .put(&format!("/users/{}/cart/items/{mug}", ada.id))
+        .token(&ada.token)
+        .json(json!({"quantity": 2.0}))
+        .send()
+        .await;
+    assert_eq!(cart.expect(200)["items"][0]["quantity"], 2);
+    app.put(&format!("/users/{}/cart/items/{mug}", ada.id))
+        .token(&ada.token)
+        .json(json!({"quantity": 2.5}))
+        .send()
+        .await
+        .invalid_field("quantity");
+}
+
+#[sqlx::test(migrator = "shared::MIGRATOR")]
+async fn a_cart_can_never_total_more_than_money_holds(pool: MySqlPool) {
+    let app = app(pool);
+    let ada = app.customer().await;
+    let yacht = product(&app, "Yacht", "99999999.99", 5).await;
+    let pen = product(&app, "Pen", "1", 5).await;
+    let base = format!("/users/{}/cart", ada.id);
+    app.put(&format!("{base}/items/{yacht}"))
+        .token(&ada.token)
+        .json(json!({"quantity": 1}))
+        .send()
+        .await
+        .expect(200);
+    let over = app
+        .put(&format!("{base}/items/{pen}"))
+        .token(&ada.token)
+        .json(json!({"quantity": 1}))
+        .send()
+        .await;
+    assert_eq!(over.problem(409)["type"], "/problems/cart-total-too-large");
+    app.put(&format!("{base}/items/{yacht}"))
+        .token(&ada.token)
+        .json(json!({"quantity": 2}))
+        .send()
+        .await
+        .problem(409);
+    assert_eq!(cart_rows(&app).await, 1);
+
+    // A price rise after the line was set: checkout refuses with 409, the cart is the problem.
+    sqlx::query("INSERT INTO cart_items (user_id, product_id, quantity) VALUES (?, ?, 1)")
+        .bind(ada.id)
+        .bind(pen)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    let refused = app
+        .post(&format!("{base}/checkout"))
+        .token(&ada.token)
+        .send()
+        .await;
+    assert_eq!(refused.problem(409)["type"], "/problems/cart-not-orderable");
+    assert_eq!(stock(&app, yacht).await, 5);
+}

@@ -19,6 +19,8 @@ pub fn routes() -> Router<AppState> {
             "/products/{product_id}",
             get(show).put(update).delete(remove),
         )
+        // The API's own description, for front-end developers and their tools.
+        .route("/openapi.json", get(shared::http::openapi))
 }
 
 /// The complete router Lambda runs: the routes plus 404/405 problems and the body limit.

@@ -640,3 +640,21 @@ async fn ratings_show_on_single_products_and_in_lists(pool: MySqlPool) {
     let list = app.get("/products").send().await;
     assert_eq!(list.expect(200)["items"][0]["average_rating"], json!(4.33));
 }
+
+#[sqlx::test(migrator = "shared::MIGRATOR")]
+async fn the_api_describes_itself_and_whole_floats_are_stock(pool: MySqlPool) {
+    let app = app(pool);
+    let spec = app.get("/openapi.json").send().await;
+    assert_eq!(spec.header("content-type"), Some("application/json"));
+    assert_eq!(spec.expect(200)["openapi"], "3.1.0");
+    assert!(spec.body["paths"]["/products/{product_id}"]["put"].is_object());
+
+    let admin = app.admin().await;
+    let p = product(
+        &app,
+        &admin.token,
+        json!({"name": "Mug", "price": 4, "stock": 3.0, "category_id": null}),
+    )
+    .await;
+    assert_eq!(p["stock"], 3);
+}

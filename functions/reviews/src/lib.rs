@@ -4,7 +4,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{delete, get};
+use axum::routing::get;
 use shared::auth::AuthUser;
 use shared::extract::{Id, Json, Path, Query};
 use shared::page::Page;
@@ -15,7 +15,7 @@ use shared::{ApiResult, AppState};
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/products/{product_id}/reviews", get(list).post(create))
-        .route("/reviews/{review_id}", delete(remove))
+        .route("/reviews/{review_id}", get(show).delete(remove))
 }
 
 /// The complete router Lambda runs: the routes plus 404/405 problems and the body limit.
@@ -44,6 +44,10 @@ async fn create(
         format!("/reviews/{}", review.id),
         review,
     ))
+}
+
+async fn show(State(state): State<AppState>, Path(id): Path<Id>) -> ApiResult<axum::Json<Review>> {
+    Ok(axum::Json(reviews::get(&state.pool, id.0).await?))
 }
 
 async fn remove(

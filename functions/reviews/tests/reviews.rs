@@ -320,3 +320,21 @@ async fn reviews_through_lambda_events(pool: MySqlPool) {
     .await;
     assert_eq!(deleted["statusCode"], 204);
 }
+
+#[sqlx::test(migrator = "shared::MIGRATOR")]
+async fn a_created_reviews_location_can_be_read(pool: MySqlPool) {
+    let app = app(pool);
+    let ada = app.customer().await;
+    let mug = product(&app).await;
+    let created = app
+        .post(&format!("/products/{mug}/reviews"))
+        .token(&ada.token)
+        .json(json!({"rating": 4}))
+        .send()
+        .await;
+    let body = created.expect(201).clone();
+    let location = created.header("location").unwrap().to_string();
+    let fetched = app.get(&location).send().await;
+    assert_eq!(fetched.expect(200), &body);
+    app.get("/reviews/999999").send().await.problem(404);
+}

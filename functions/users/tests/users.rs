@@ -718,3 +718,20 @@ async fn register_and_login_through_lambda_events(pool: MySqlPool) {
     assert_eq!(profile["statusCode"], 200);
     assert_eq!(lambda_body(&profile)["email"], "ada@example.com");
 }
+
+#[sqlx::test(migrator = "shared::MIGRATOR")]
+async fn emails_differing_only_in_accents_are_different_accounts(pool: MySqlPool) {
+    let app = app(pool);
+    register(&app, "zoe@example.org", "password-zoe").await;
+    let other = register(&app, "zoë@example.org", "password-other").await;
+    assert_eq!(other["email"], "zoë@example.org");
+    login(&app, "zoë@example.org", "password-zoe")
+        .await
+        .problem(401);
+    login(&app, "ZOË@example.org", "password-other")
+        .await
+        .expect(200);
+    login(&app, "zoe@example.org", "password-zoe")
+        .await
+        .expect(200);
+}

@@ -166,11 +166,12 @@ struct Fixture {
 
 impl Fixture {
     async fn load(pool: &MySqlPool) -> Fixture {
-        let (user_id, email): (u64, String) =
-            sqlx::query_as("SELECT id, email FROM users WHERE role = 'customer' LIMIT 1")
-                .fetch_one(pool)
-                .await
-                .unwrap();
+        let (user_id, email): (u64, String) = sqlx::query_as(
+            "SELECT id, CAST(email AS CHAR) FROM users WHERE role = 'customer' LIMIT 1",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
         let product_ids: Vec<u64> =
             sqlx::query_scalar("SELECT id FROM products ORDER BY id LIMIT 3")
                 .fetch_all(pool)
