@@ -83,11 +83,14 @@ prepare:
 
 test:
 	@.ci/ensure-db
-	@.ci/ensure-tools moto sqlx
+	@.ci/ensure-tools moto sqlx sam schemathesis
 	@DATABASE_URL=$(TEST_DATABASE_URL) cargo sqlx database create
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory sqlx-check
+	$(MAKE) --no-print-directory template-check
 	DATABASE_URL=$(TEST_DATABASE_URL) .ci/with-moto cargo test --workspace --all-features --no-fail-fast
+	cargo build -q -p serve
+	DATABASE_SERVER=$(DB_SERVER) SERVE_BIN=$${CARGO_TARGET_DIR:-target}/debug/serve .ci/schemathesis
 
 ## The SAM template: SAM's own checks, cfn-lint, and the same routes in template.yaml, the
 ## contract, Cargo.toml's watch router and every function's router.
