@@ -216,71 +216,95 @@ pub async fn register(pool: &MySqlPool, input: Registration) -> ApiResult<User> 
 
 /// Checks credentials, throttled per email in the database (instances share nothing else).
 ///
-/// Each attempt is counted *before* the password is checked, atomically, so a burst of
-/// parallel guesses cannot slip past the limit; a successful login clears the count.
-/// Unknown emails are counted and verified against a dummy hash like known ones, so neither
-/// the answer, its timing nor the throttling tells which emails have accounts.
+/// Attempts for one email are serialised on its throttle row: the count is read, the
+/// password checked and the outcome recorded under that row's lock. So a burst of parallel
+/// guesses gets exactly five checks, and parallel logins with the right password are never
+/// mistaken for failures. Unknown emails take the same path, verified against a dummy hash,
+/// so neither the answer, its timing nor the throttling tells which emails have accounts.
+/// A successful login clears the count.
 pub async fn login(
     pool: &MySqlPool,
     tokens: &TokenKeys,
     input: Credentials,
 ) -> ApiResult<LoginResponse> {
     let email = normalize_email(&input.email);
-    if let Some(retry_after_secs) = count_attempt(pool, &email).await? {
-        return Err(ApiError::TooManyRequests { retry_after_secs });
+    let password = input.password;
+    let account = db::transaction(pool, |tx| {
+        let (email, password) = (email.clone(), password.clone());
+        Box::pin(async move { attempt_login(tx, email, password).await })
+    })
+    .await?;
+    let Some((id, role, version)) = account else {
+        return Err(ApiError::Unauthorized("The email or password is wrong."));
+    };
+    let issued = tokens.issue(id, role, version)?;
+    Ok(LoginResponse {
+        access_token: issued.token,
+        token_type: "Bearer",
+        expires_in: issued.expires_in,
+        user: get(pool, id).await?,
+    })
+}
+
+/// One login attempt inside its transaction: `Some(account)` for the right password,
+/// `None` for a wrong one (recorded), 429 while the email is throttled.
+async fn attempt_login(
+    tx: &mut Tx<'static>,
+    email: String,
+    password: String,
+) -> ApiResult<Option<(u64, Role, u32)>> {
+    sqlx::query!(
+        "INSERT INTO login_throttle (email, failures, window_started_at) VALUES (?, 0, UTC_TIMESTAMP(6))
+         ON DUPLICATE KEY UPDATE email = email",
+        email
+    )
+    .execute(&mut **tx)
+    .await?;
+    let throttle = sqlx::query!(
+        r#"SELECT failures,
+                  window_started_at <= UTC_TIMESTAMP(6) - INTERVAL 15 MINUTE AS "expired!: bool",
+                  TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(6), window_started_at + INTERVAL 15 MINUTE) AS "remaining!: i64"
+           FROM login_throttle WHERE email = ? FOR UPDATE"#,
+        email
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    if !throttle.expired && throttle.failures >= MAX_FAILED_LOGINS {
+        return Err(ApiError::TooManyRequests {
+            retry_after_secs: throttle.remaining.max(1) as u64,
+        });
     }
 
     let account = sqlx::query!(
         r#"SELECT id, password_hash, role AS "role: Role", token_version FROM users WHERE email = ?"#,
         email
     )
-    .fetch_optional(pool)
+    .fetch_optional(&mut **tx)
     .await?;
     let hash = account.as_ref().map(|a| a.password_hash.clone());
-    let valid = crate::password::verify(input.password, hash).await?;
-    let account = match account {
-        Some(account) if valid => account,
-        _ => return Err(ApiError::Unauthorized("The email or password is wrong.")),
-    };
-
-    sqlx::query!("DELETE FROM login_throttle WHERE email = ?", email)
-        .execute(pool)
-        .await?;
-    let issued = tokens.issue(account.id, account.role, account.token_version)?;
-    Ok(LoginResponse {
-        access_token: issued.token,
-        token_type: "Bearer",
-        expires_in: issued.expires_in,
-        user: get(pool, account.id).await?,
-    })
-}
-
-/// Counts one attempt; returns the seconds to wait when the email is over its limit.
-async fn count_attempt(pool: &MySqlPool, email: &str) -> ApiResult<Option<u64>> {
-    let mut tx = pool.begin().await?;
-    // A window older than 15 minutes starts afresh with this attempt. The row lock taken
-    // here serialises concurrent attempts for one email until the commit below.
-    sqlx::query!(
-        "INSERT INTO login_throttle (email, failures, window_started_at)
-         VALUES (?, 1, UTC_TIMESTAMP(6))
-         ON DUPLICATE KEY UPDATE
-             failures = IF(window_started_at <= UTC_TIMESTAMP(6) - INTERVAL 15 MINUTE, 1, failures + 1),
-             window_started_at = IF(window_started_at <= UTC_TIMESTAMP(6) - INTERVAL 15 MINUTE,
-                                    UTC_TIMESTAMP(6), window_started_at)",
-        email
-    )
-    .execute(&mut *tx)
-    .await?;
-    let state = sqlx::query!(
-        r#"SELECT failures,
-                  TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(6), window_started_at + INTERVAL 15 MINUTE) AS "remaining!: i64"
-           FROM login_throttle WHERE email = ?"#,
-        email
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok((state.failures > MAX_FAILED_LOGINS).then(|| state.remaining.max(1) as u64))
+    let valid = crate::password::verify(password, hash).await?;
+    match account {
+        Some(account) if valid => {
+            sqlx::query!("DELETE FROM login_throttle WHERE email = ?", email)
+                .execute(&mut **tx)
+                .await?;
+            Ok(Some((account.id, account.role, account.token_version)))
+        }
+        _ => {
+            // A window older than 15 minutes starts afresh with this failure.
+            sqlx::query!(
+                "UPDATE login_throttle SET
+                     failures = IF(window_started_at <= UTC_TIMESTAMP(6) - INTERVAL 15 MINUTE, 1, failures + 1),
+                     window_started_at = IF(window_started_at <= UTC_TIMESTAMP(6) - INTERVAL 15 MINUTE,
+                                            UTC_TIMESTAMP(6), window_started_at)
+                 WHERE email = ?",
+                email
+            )
+            .execute(&mut **tx)
+            .await?;
+            Ok(None)
+        }
+    }
 }
 
 /// Applies a partial update. Only an admin may change a role (403 otherwise); a new

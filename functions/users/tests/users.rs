@@ -735,3 +735,23 @@ async fn emails_differing_only_in_accents_are_different_accounts(pool: MySqlPool
         .await
         .expect(200);
 }
+
+#[sqlx::test(migrator = "shared::MIGRATOR")]
+async fn parallel_logins_with_the_right_password_are_never_throttled(pool: MySqlPool) {
+    let app = std::sync::Arc::new(app(pool));
+    register(&app, "ada@example.com", "correct horse").await;
+    let attempts: Vec<_> = (0..16)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                login(&app, "ada@example.com", "correct horse")
+                    .await
+                    .status
+                    .as_u16()
+            })
+        })
+        .collect();
+    for attempt in attempts {
+        assert_eq!(attempt.await.unwrap(), 200);
+    }
+}
