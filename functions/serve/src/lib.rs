@@ -4,7 +4,6 @@ use axum::Router;
 use shared::AppState;
 
 pub fn router(state: AppState) -> Router {
-    shared::password::warm_up();
     let routes = Router::new()
         .merge(products::routes())
         .merge(categories::routes())

@@ -20,7 +20,6 @@ pub fn routes() -> Router<AppState> {
 
 /// The complete router Lambda runs: the routes plus 404/405 problems and the body limit.
 pub fn router(state: AppState) -> Router {
-    shared::password::warm_up();
     shared::http::finish(routes(), state)
 }
 
