@@ -85,6 +85,34 @@ impl TestApp {
     pub async fn customer(&self) -> TestUser {
         self.user(Role::Customer).await
     }
+
+    /// A product inserted directly; `price` is a decimal literal such as `"4.10"`.
+    pub async fn product(&self, name: &str, price: &str, stock: u32) -> u64 {
+        sqlx::query("INSERT INTO products (name, price, stock) VALUES (?, ?, ?)")
+            .bind(name)
+            .bind(price)
+            .bind(stock)
+            .execute(self.pool())
+            .await
+            .expect("insert test product")
+            .last_insert_id()
+    }
+
+    pub async fn stock(&self, product_id: u64) -> u32 {
+        sqlx::query_scalar("SELECT stock FROM products WHERE id = ?")
+            .bind(product_id)
+            .fetch_one(self.pool())
+            .await
+            .expect("read stock")
+    }
+
+    /// Rows in `table` (a name from the test itself, never from input).
+    pub async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(self.pool())
+            .await
+            .expect("count rows")
+    }
 }
 
 pub struct TestUser {

@@ -8,25 +8,6 @@ fn app(pool: MySqlPool) -> TestApp {
     TestApp::new(pool, cart::router)
 }
 
-async fn product(app: &TestApp, name: &str, price: &str, stock: u32) -> u64 {
-    sqlx::query("INSERT INTO products (name, price, stock) VALUES (?, ?, ?)")
-        .bind(name)
-        .bind(price)
-        .bind(stock)
-        .execute(app.pool())
-        .await
-        .unwrap()
-        .last_insert_id()
-}
-
-async fn stock(app: &TestApp, id: u64) -> u32 {
-    sqlx::query_scalar("SELECT stock FROM products WHERE id = ?")
-        .bind(id)
-        .fetch_one(app.pool())
-        .await
-        .unwrap()
-}
-
 async fn cart_rows(app: &TestApp) -> i64 {
     sqlx::query_scalar("SELECT COUNT(*) FROM cart_items")
         .fetch_one(app.pool())
@@ -38,8 +19,8 @@ async fn cart_rows(app: &TestApp) -> i64 {
 async fn lines_are_set_priced_at_current_prices_and_removed(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
-    let mug = product(&app, "Mug", "4.10", 10).await;
-    let pen = product(&app, "Pen", "0.35", 100).await;
+    let mug = app.product("Mug", "4.10", 10).await;
+    let pen = app.product("Pen", "0.35", 100).await;
     let base = format!("/users/{}/cart", ada.id);
 
     let empty = app.get(&base).token(&ada.token).send().await;
@@ -111,7 +92,7 @@ async fn lines_are_set_priced_at_current_prices_and_removed(pool: MySqlPool) {
 async fn bad_lines_are_refused_and_change_nothing(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
-    let mug = product(&app, "Mug", "4", 3).await;
+    let mug = app.product("Mug", "4", 3).await;
     let line = |product: u64| format!("/users/{}/cart/items/{product}", ada.id);
 
     let over = app
@@ -162,7 +143,7 @@ async fn carts_are_for_their_owner_or_an_admin(pool: MySqlPool) {
     let ada = app.customer().await;
     let bob = app.customer().await;
     let admin = app.admin().await;
-    let mug = product(&app, "Mug", "4", 3).await;
+    let mug = app.product("Mug", "4", 3).await;
     let base = format!("/users/{}/cart", ada.id);
 
     app.get(&base).send().await.problem(401);
@@ -206,8 +187,8 @@ async fn carts_are_for_their_owner_or_an_admin(pool: MySqlPool) {
 async fn checkout_turns_the_cart_into_an_order_and_empties_it(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
-    let mug = product(&app, "Mug", "4.10", 10).await;
-    let pen = product(&app, "Pen", "0.35", 100).await;
+    let mug = app.product("Mug", "4.10", 10).await;
+    let pen = app.product("Pen", "0.35", 100).await;
     let base = format!("/users/{}/cart", ada.id);
     app.put(&format!("{base}/items/{mug}"))
         .token(&ada.token)
@@ -236,8 +217,8 @@ async fn checkout_turns_the_cart_into_an_order_and_empties_it(pool: MySqlPool) {
     assert_eq!(order["user_id"], ada.id);
     assert_eq!(order["total"], json!(9.25));
     assert_eq!(order["items"].as_array().unwrap().len(), 2);
-    assert_eq!(stock(&app, mug).await, 8);
-    assert_eq!(stock(&app, pen).await, 97);
+    assert_eq!(app.stock(mug).await, 8);
+    assert_eq!(app.stock(pen).await, 97);
     assert_eq!(cart_rows(&app).await, 0);
 
     let empty = app
@@ -265,7 +246,7 @@ async fn checkout_turns_the_cart_into_an_order_and_empties_it(pool: MySqlPool) {
 async fn checkout_rechecks_stock_that_moved(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
-    let mug = product(&app, "Mug", "4", 5).await;
+    let mug = app.product("Mug", "4", 5).await;
     let base = format!("/users/{}/cart", ada.id);
     app.put(&format!("{base}/items/{mug}"))
         .token(&ada.token)
@@ -285,7 +266,7 @@ async fn checkout_rechecks_stock_that_moved(pool: MySqlPool) {
         .send()
         .await;
     assert_eq!(short.problem(409)["type"], "/problems/insufficient-stock");
-    assert_eq!(stock(&app, mug).await, 2);
+    assert_eq!(app.stock(mug).await, 2);
     assert_eq!(
         cart_rows(&app).await,
         1,
@@ -302,7 +283,7 @@ async fn checkout_rechecks_stock_that_moved(pool: MySqlPool) {
 async fn checkout_is_idempotent_even_in_parallel(pool: MySqlPool) {
     let app = Arc::new(app(pool));
     let ada = Arc::new(app.customer().await);
-    let mug = product(&app, "Mug", "4", 50).await;
+    let mug = app.product("Mug", "4", 50).await;
     app.put(&format!("/users/{}/cart/items/{mug}", ada.id))
         .token(&ada.token)
         .json(json!({"quantity": 5}))
@@ -335,7 +316,7 @@ async fn checkout_is_idempotent_even_in_parallel(pool: MySqlPool) {
         "{:?}",
         responses.iter().map(|r| r.0).collect::<Vec<_>>()
     );
-    assert_eq!(stock(&app, mug).await, 45);
+    assert_eq!(app.stock(mug).await, 45);
     let orders: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
         .fetch_one(app.pool())
         .await
@@ -347,7 +328,7 @@ async fn checkout_is_idempotent_even_in_parallel(pool: MySqlPool) {
 async fn cart_through_lambda_events(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
-    let mug = product(&app, "Mug", "4", 5).await;
+    let mug = app.product("Mug", "4", 5).await;
     let auth = json!({"authorization": format!("Bearer {}", ada.token)});
     let set = invoke_lambda(
         app.router.clone(),
@@ -384,7 +365,7 @@ async fn cart_through_lambda_events(pool: MySqlPool) {
 async fn whole_numbers_written_as_floats_are_quantities(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
-    let mug = product(&app, "Mug", "4", 5).await;
+    let mug = app.product("Mug", "4", 5).await;
     let cart = app
         .put(&format!("/users/{}/cart/items/{mug}", ada.id))
         .token(&ada.token)
@@ -404,8 +385,8 @@ async fn whole_numbers_written_as_floats_are_quantities(pool: MySqlPool) {
 async fn a_cart_can_never_total_more_than_money_holds(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
-    let yacht = product(&app, "Yacht", "99999999.99", 5).await;
-    let pen = product(&app, "Pen", "1", 5).await;
+    let yacht = app.product("Yacht", "99999999.99", 5).await;
+    let pen = app.product("Pen", "1", 5).await;
     let base = format!("/users/{}/cart", ada.id);
     app.put(&format!("{base}/items/{yacht}"))
         .token(&ada.token)
@@ -441,5 +422,5 @@ async fn a_cart_can_never_total_more_than_money_holds(pool: MySqlPool) {
         .send()
         .await;
     assert_eq!(refused.problem(409)["type"], "/problems/cart-not-orderable");
-    assert_eq!(stock(&app, yacht).await, 5);
+    assert_eq!(app.stock(yacht).await, 5);
 }

@@ -10,32 +10,6 @@ fn app(pool: MySqlPool) -> TestApp {
     TestApp::new(pool, orders::router)
 }
 
-async fn product(app: &TestApp, name: &str, price: &str, stock: u32) -> u64 {
-    sqlx::query("INSERT INTO products (name, price, stock) VALUES (?, ?, ?)")
-        .bind(name)
-        .bind(price)
-        .bind(stock)
-        .execute(app.pool())
-        .await
-        .unwrap()
-        .last_insert_id()
-}
-
-async fn stock(app: &TestApp, id: u64) -> u32 {
-    sqlx::query_scalar("SELECT stock FROM products WHERE id = ?")
-        .bind(id)
-        .fetch_one(app.pool())
-        .await
-        .unwrap()
-}
-
-async fn count(app: &TestApp, table: &str) -> i64 {
-    sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
-        .fetch_one(app.pool())
-        .await
-        .unwrap()
-}
-
 async fn order(app: &TestApp, user: &TestUser, items: Value) -> Value {
     app.post("/orders")
         .token(&user.token)
@@ -59,8 +33,8 @@ async fn set_status(app: &TestApp, id: u64, status: &str) {
 async fn placing_an_order_takes_stock_and_snapshots_prices(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
-    let mug = product(&app, "Mug", "4.10", 10).await;
-    let pen = product(&app, "Pen", "0.10", 100).await;
+    let mug = app.product("Mug", "4.10", 10).await;
+    let pen = app.product("Pen", "0.10", 100).await;
 
     let response = app
         .post("/orders")
@@ -92,8 +66,8 @@ async fn placing_an_order_takes_stock_and_snapshots_prices(pool: MySqlPool) {
         "exact decimal total"
     );
     assert_eq!(body["amount_paid"], json!(0.0));
-    assert_eq!(stock(&app, mug).await, 8);
-    assert_eq!(stock(&app, pen).await, 93);
+    assert_eq!(app.stock(mug).await, 8);
+    assert_eq!(app.stock(pen).await, 93);
 
     // Later price changes and deletions leave the order as bought.
     sqlx::query("UPDATE products SET price = 99, name = 'Renamed' WHERE id = ?")
@@ -124,9 +98,9 @@ async fn placing_an_order_takes_stock_and_snapshots_prices(pool: MySqlPool) {
 async fn unknown_products_and_short_stock_change_nothing(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
-    let mug = product(&app, "Mug", "4", 5).await;
-    let pen = product(&app, "Pen", "1", 1).await;
-    let lamp = product(&app, "Lamp", "30", 0).await;
+    let mug = app.product("Mug", "4", 5).await;
+    let pen = app.product("Pen", "1", 1).await;
+    let lamp = app.product("Lamp", "30", 0).await;
 
     let unknown = app.post("/orders").token(&ada.token)
         .json(json!({"items": [{"product_id": mug, "quantity": 1}, {"product_id": 424242, "quantity": 1}]}))
@@ -151,13 +125,13 @@ async fn unknown_products_and_short_stock_change_nothing(pool: MySqlPool) {
     );
 
     assert_eq!(
-        stock(&app, mug).await,
+        app.stock(mug).await,
         5,
         "the line that fitted was not taken either"
     );
-    assert_eq!(stock(&app, pen).await, 1);
-    assert_eq!(count(&app, "orders").await, 0);
-    assert_eq!(count(&app, "order_items").await, 0);
+    assert_eq!(app.stock(pen).await, 1);
+    assert_eq!(app.count("orders").await, 0);
+    assert_eq!(app.count("order_items").await, 0);
 }
 
 #[sqlx::test(migrator = "shared::MIGRATOR")]
@@ -165,8 +139,8 @@ async fn order_input_is_checked(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
     let bob = app.customer().await;
-    let mug = product(&app, "Mug", "4", 5000).await;
-    let dear = product(&app, "Yacht", "99999999.99", 10).await;
+    let mug = app.product("Mug", "4", 5000).await;
+    let dear = app.product("Yacht", "99999999.99", 10).await;
     let line = |q: Value| json!({"items": [{"product_id": mug, "quantity": q}]});
     let many: Vec<Value> = (0..101)
         .map(|_| json!({"product_id": mug, "quantity": 1}))
@@ -218,8 +192,8 @@ async fn order_input_is_checked(pool: MySqlPool) {
         .send()
         .await
         .problem(403);
-    assert_eq!(count(&app, "orders").await, 0);
-    assert_eq!(stock(&app, mug).await, 5000);
+    assert_eq!(app.count("orders").await, 0);
+    assert_eq!(app.stock(mug).await, 5000);
 
     // An admin may order for a customer, but not for nobody.
     let admin = app.admin().await;
@@ -246,7 +220,7 @@ async fn orders_are_private_to_their_owner_and_admins(pool: MySqlPool) {
     let ada = app.customer().await;
     let bob = app.customer().await;
     let admin = app.admin().await;
-    let mug = product(&app, "Mug", "4", 5).await;
+    let mug = app.product("Mug", "4", 5).await;
     let placed = order(&app, &ada, json!([{"product_id": mug, "quantity": 1}])).await;
     let uri = format!("/orders/{}", placed["id"]);
 
@@ -267,7 +241,7 @@ async fn orders_are_private_to_their_owner_and_admins(pool: MySqlPool) {
         .await
         .problem(404);
     app.delete(&uri).token(&bob.token).send().await.problem(404);
-    assert_eq!(stock(&app, mug).await, 4);
+    assert_eq!(app.stock(mug).await, 4);
 }
 
 #[sqlx::test(migrator = "shared::MIGRATOR")]
@@ -275,7 +249,7 @@ async fn every_allowed_transition_and_a_sample_of_forbidden_ones(pool: MySqlPool
     let app = app(pool);
     let ada = app.customer().await;
     let admin = app.admin().await;
-    let mug = product(&app, "Mug", "4", 100).await;
+    let mug = app.product("Mug", "4", 100).await;
     let put = |id: u64, token: String, status: &'static str| {
         let app = &app;
         async move {
@@ -377,8 +351,8 @@ async fn cancelling_returns_stock_and_refunds_payments(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
     let admin = app.admin().await;
-    let mug = product(&app, "Mug", "4", 10).await;
-    let pen = product(&app, "Pen", "1", 10).await;
+    let mug = app.product("Mug", "4", 10).await;
+    let pen = app.product("Pen", "1", 10).await;
 
     let pending = order(
         &app,
@@ -398,7 +372,7 @@ async fn cancelling_returns_stock_and_refunds_payments(pool: MySqlPool) {
         .await
         .expect(200);
     assert_eq!(
-        stock(&app, mug).await,
+        app.stock(mug).await,
         10,
         "stock back; the deleted pen has nowhere to go"
     );
@@ -425,7 +399,7 @@ async fn cancelling_returns_stock_and_refunds_payments(pool: MySqlPool) {
         .send()
         .await;
     assert_eq!(cancelled.expect(200)["status"], "cancelled");
-    assert_eq!(stock(&app, mug).await, 10);
+    assert_eq!(app.stock(mug).await, 10);
     let statuses: Vec<String> =
         sqlx::query_scalar("SELECT status FROM payments WHERE order_id = ?")
             .bind(paid_id)
@@ -439,7 +413,7 @@ async fn cancelling_returns_stock_and_refunds_payments(pool: MySqlPool) {
 async fn only_pending_or_cancelled_orders_can_be_deleted(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
-    let mug = product(&app, "Mug", "4", 10).await;
+    let mug = app.product("Mug", "4", 10).await;
 
     let pending = order(&app, &ada, json!([{"product_id": mug, "quantity": 3}])).await;
     app.delete(&format!("/orders/{}", pending["id"]))
@@ -447,7 +421,7 @@ async fn only_pending_or_cancelled_orders_can_be_deleted(pool: MySqlPool) {
         .send()
         .await
         .expect(204);
-    assert_eq!(stock(&app, mug).await, 10);
+    assert_eq!(app.stock(mug).await, 10);
     app.get(&format!("/orders/{}", pending["id"]))
         .token(&ada.token)
         .send()
@@ -467,7 +441,7 @@ async fn only_pending_or_cancelled_orders_can_be_deleted(pool: MySqlPool) {
         .await
         .expect(204);
     assert_eq!(
-        stock(&app, mug).await,
+        app.stock(mug).await,
         10,
         "no second return of the same stock"
     );
@@ -479,7 +453,7 @@ async fn only_pending_or_cancelled_orders_can_be_deleted(pool: MySqlPool) {
         .send()
         .await
         .problem(409);
-    assert_eq!(count(&app, "orders").await, 1);
+    assert_eq!(app.count("orders").await, 1);
 }
 
 #[sqlx::test(migrator = "shared::MIGRATOR")]
@@ -488,7 +462,7 @@ async fn a_users_orders_are_paged_newest_first_and_filtered(pool: MySqlPool) {
     let ada = app.customer().await;
     let bob = app.customer().await;
     let admin = app.admin().await;
-    let mug = product(&app, "Mug", "1", 1000).await;
+    let mug = app.product("Mug", "1", 1000).await;
     let mut ids = Vec::new();
     for _ in 0..7 {
         ids.push(
@@ -584,7 +558,7 @@ async fn a_users_orders_are_paged_newest_first_and_filtered(pool: MySqlPool) {
 async fn idempotent_retries_replay_the_first_response(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
-    let mug = product(&app, "Mug", "4", 10).await;
+    let mug = app.product("Mug", "4", 10).await;
     let body = json!({"items": [{"product_id": mug, "quantity": 2}]});
     let post = |key: &'static str, body: Value| {
         let app = &app;
@@ -609,8 +583,8 @@ async fn idempotent_retries_replay_the_first_response(pool: MySqlPool) {
     assert_eq!(retry.status, 201);
     assert_eq!(retry.raw, first.raw, "byte for byte");
     assert_eq!(retry.header("location"), first.header("location"));
-    assert_eq!(count(&app, "orders").await, 1);
-    assert_eq!(stock(&app, mug).await, 8);
+    assert_eq!(app.count("orders").await, 1);
+    assert_eq!(app.stock(mug).await, 8);
 
     post(
         "order-1",
@@ -673,14 +647,14 @@ async fn idempotent_retries_replay_the_first_response(pool: MySqlPool) {
         .send()
         .await
         .problem(400);
-    assert_eq!(count(&app, "orders").await, 3);
+    assert_eq!(app.count("orders").await, 3);
 }
 
 #[sqlx::test(migrator = "shared::MIGRATOR")]
 async fn keys_expire_after_a_day(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
-    let mug = product(&app, "Mug", "4", 10).await;
+    let mug = app.product("Mug", "4", 10).await;
     let body = json!({"items": [{"product_id": mug, "quantity": 1}]});
     app.post("/orders")
         .token(&ada.token)
@@ -700,7 +674,7 @@ async fn keys_expire_after_a_day(pool: MySqlPool) {
         .send()
         .await
         .expect(201);
-    assert_eq!(count(&app, "orders").await, 1, "still replayed within 24 h");
+    assert_eq!(app.count("orders").await, 1, "still replayed within 24 h");
     sqlx::query("UPDATE idempotency_keys SET created_at = created_at - INTERVAL 2 HOUR")
         .execute(app.pool())
         .await
@@ -712,13 +686,13 @@ async fn keys_expire_after_a_day(pool: MySqlPool) {
         .send()
         .await
         .expect(201);
-    assert_eq!(count(&app, "orders").await, 2, "a fresh start after 24 h");
+    assert_eq!(app.count("orders").await, 2, "a fresh start after 24 h");
 }
 
 #[sqlx::test(migrator = "shared::MIGRATOR")]
 async fn fifty_parallel_orders_for_ten_in_stock_sell_exactly_ten(pool: MySqlPool) {
     let app = Arc::new(app(pool));
-    let mug = product(&app, "Mug", "4", 10).await;
+    let mug = app.product("Mug", "4", 10).await;
     let mut buyers = Vec::new();
     for _ in 0..50 {
         buyers.push(app.customer().await);
@@ -752,15 +726,15 @@ async fn fifty_parallel_orders_for_ten_in_stock_sell_exactly_ten(pool: MySqlPool
         40,
         "{statuses:?}"
     );
-    assert_eq!(stock(&app, mug).await, 0);
-    assert_eq!(count(&app, "orders").await, 10);
+    assert_eq!(app.stock(mug).await, 0);
+    assert_eq!(app.count("orders").await, 10);
 }
 
 #[sqlx::test(migrator = "shared::MIGRATOR")]
 async fn crossing_orders_on_the_same_products_never_deadlock_into_errors(pool: MySqlPool) {
     let app = Arc::new(app(pool));
-    let a = product(&app, "A", "1", 1000).await;
-    let b = product(&app, "B", "1", 1000).await;
+    let a = app.product("A", "1", 1000).await;
+    let b = app.product("B", "1", 1000).await;
     let user = Arc::new(app.customer().await);
     let attempts: Vec<_> = (0..30)
         .map(|i| {
@@ -784,14 +758,14 @@ async fn crossing_orders_on_the_same_products_never_deadlock_into_errors(pool: M
     for attempt in attempts {
         assert_eq!(attempt.await.unwrap(), 201);
     }
-    assert_eq!(stock(&app, a).await, 970);
-    assert_eq!(stock(&app, b).await, 970);
+    assert_eq!(app.stock(a).await, 970);
+    assert_eq!(app.stock(b).await, 970);
 }
 
 #[sqlx::test(migrator = "shared::MIGRATOR")]
 async fn twenty_parallel_identical_idempotent_requests_make_one_order(pool: MySqlPool) {
     let app = Arc::new(app(pool));
-    let mug = product(&app, "Mug", "4", 100).await;
+    let mug = app.product("Mug", "4", 100).await;
     let ada = Arc::new(app.customer().await);
     let attempts: Vec<_> = (0..20)
         .map(|_| {
@@ -821,15 +795,15 @@ async fn twenty_parallel_identical_idempotent_requests_make_one_order(pool: MySq
         responses.iter().all(|(_, body)| *body == responses[0].1),
         "every response is the first one"
     );
-    assert_eq!(count(&app, "orders").await, 1);
-    assert_eq!(stock(&app, mug).await, 99);
+    assert_eq!(app.count("orders").await, 1);
+    assert_eq!(app.stock(mug).await, 99);
 }
 
 #[sqlx::test(migrator = "shared::MIGRATOR")]
 async fn orders_through_lambda_events(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
-    let mug = product(&app, "Mug", "4", 10).await;
+    let mug = app.product("Mug", "4", 10).await;
     let auth =
         json!({"authorization": format!("Bearer {}", ada.token), "idempotency-key": "lambda-1"});
     let body = format!(r#"{{"items":[{{"product_id":{mug},"quantity":2}}]}}"#);
