@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use shared::test_support::{TestApp, http_api_event, invoke_lambda, lambda_body};
+use shared::test_support::{TestApp, http_api_event, in_parallel, invoke_lambda, lambda_body};
 use sqlx::MySqlPool;
 
 fn app(pool: MySqlPool) -> TestApp {
@@ -291,24 +291,19 @@ async fn checkout_is_idempotent_even_in_parallel(pool: MySqlPool) {
         .await
         .expect(200);
 
-    let attempts: Vec<_> = (0..10)
-        .map(|_| {
-            let (app, ada) = (app.clone(), ada.clone());
-            tokio::spawn(async move {
-                let r = app
-                    .post(&format!("/users/{}/cart/checkout", ada.id))
-                    .token(&ada.token)
-                    .header("idempotency-key", "checkout-1")
-                    .send()
-                    .await;
-                (r.status.as_u16(), r.raw)
-            })
-        })
-        .collect();
-    let mut responses = Vec::new();
-    for attempt in attempts {
-        responses.push(attempt.await.unwrap());
-    }
+    let responses = in_parallel(10, |_| {
+        let (app, ada) = (app.clone(), ada.clone());
+        async move {
+            let r = app
+                .post(&format!("/users/{}/cart/checkout", ada.id))
+                .token(&ada.token)
+                .header("idempotency-key", "checkout-1")
+                .send()
+                .await;
+            (r.status.as_u16(), r.raw)
+        }
+    })
+    .await;
     assert!(
         responses
             .iter()

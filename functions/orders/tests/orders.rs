@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use shared::test_support::{
-    TestApp, TestUser, http_api_event, invoke_lambda, lambda_body, rest_api_event,
+    TestApp, TestUser, http_api_event, in_parallel, invoke_lambda, lambda_body, rest_api_event,
 };
 use sqlx::MySqlPool;
 
@@ -736,28 +736,25 @@ async fn crossing_orders_on_the_same_products_never_deadlock_into_errors(pool: M
     let a = app.product("A", "1", 1000).await;
     let b = app.product("B", "1", 1000).await;
     let user = Arc::new(app.customer().await);
-    let attempts: Vec<_> = (0..30)
-        .map(|i| {
-            let (app, user) = (app.clone(), user.clone());
-            let items = if i % 2 == 0 {
-                json!([{"product_id": a, "quantity": 1}, {"product_id": b, "quantity": 1}])
-            } else {
-                json!([{"product_id": b, "quantity": 1}, {"product_id": a, "quantity": 1}])
-            };
-            tokio::spawn(async move {
-                app.post("/orders")
-                    .token(&user.token)
-                    .json(json!({"items": items}))
-                    .send()
-                    .await
-                    .status
-                    .as_u16()
-            })
-        })
-        .collect();
-    for attempt in attempts {
-        assert_eq!(attempt.await.unwrap(), 201);
-    }
+    let statuses = in_parallel(30, |i| {
+        let (app, user) = (app.clone(), user.clone());
+        let items = if i % 2 == 0 {
+            json!([{"product_id": a, "quantity": 1}, {"product_id": b, "quantity": 1}])
+        } else {
+            json!([{"product_id": b, "quantity": 1}, {"product_id": a, "quantity": 1}])
+        };
+        async move {
+            app.post("/orders")
+                .token(&user.token)
+                .json(json!({"items": items}))
+                .send()
+                .await
+                .status
+                .as_u16()
+        }
+    })
+    .await;
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
     assert_eq!(app.stock(a).await, 970);
     assert_eq!(app.stock(b).await, 970);
 }
@@ -767,25 +764,20 @@ async fn twenty_parallel_identical_idempotent_requests_make_one_order(pool: MySq
     let app = Arc::new(app(pool));
     let mug = app.product("Mug", "4", 100).await;
     let ada = Arc::new(app.customer().await);
-    let attempts: Vec<_> = (0..20)
-        .map(|_| {
-            let (app, ada) = (app.clone(), ada.clone());
-            tokio::spawn(async move {
-                let r = app
-                    .post("/orders")
-                    .token(&ada.token)
-                    .header("idempotency-key", "same")
-                    .json(json!({"items": [{"product_id": mug, "quantity": 1}]}))
-                    .send()
-                    .await;
-                (r.status.as_u16(), r.raw)
-            })
-        })
-        .collect();
-    let mut responses = Vec::new();
-    for attempt in attempts {
-        responses.push(attempt.await.unwrap());
-    }
+    let responses = in_parallel(20, |_| {
+        let (app, ada) = (app.clone(), ada.clone());
+        async move {
+            let r = app
+                .post("/orders")
+                .token(&ada.token)
+                .header("idempotency-key", "same")
+                .json(json!({"items": [{"product_id": mug, "quantity": 1}]}))
+                .send()
+                .await;
+            (r.status.as_u16(), r.raw)
+        }
+    })
+    .await;
     assert!(
         responses.iter().all(|(status, _)| *status == 201),
         "{:?}",

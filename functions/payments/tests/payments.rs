@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use shared::test_support::{
-    TestApp, TestUser, http_api_event, invoke_lambda, lambda_body, rest_api_event,
+    TestApp, TestUser, http_api_event, in_parallel, invoke_lambda, lambda_body, rest_api_event,
 };
 use sqlx::MySqlPool;
 
@@ -219,16 +219,11 @@ async fn twenty_parallel_payments_of_a_third_never_exceed_the_total(pool: MySqlP
     let app = Arc::new(app(pool));
     let ada = Arc::new(app.customer().await);
     let id = order(&app, &ada, "30.00").await;
-    let attempts: Vec<_> = (0..20)
-        .map(|_| {
-            let (app, ada) = (app.clone(), ada.clone());
-            tokio::spawn(async move { pay(&app, &ada, id, json!(10)).await.status.as_u16() })
-        })
-        .collect();
-    let mut statuses = Vec::new();
-    for attempt in attempts {
-        statuses.push(attempt.await.unwrap());
-    }
+    let statuses = in_parallel(20, |_| {
+        let (app, ada) = (app.clone(), ada.clone());
+        async move { pay(&app, &ada, id, json!(10)).await.status.as_u16() }
+    })
+    .await;
     assert_eq!(
         statuses.iter().filter(|s| **s == 201).count(),
         3,
@@ -254,25 +249,20 @@ async fn idempotent_payment_retries_create_one_payment(pool: MySqlPool) {
     let app = Arc::new(app(pool));
     let ada = Arc::new(app.customer().await);
     let id = order(&app, &ada, "30.00").await;
-    let attempts: Vec<_> = (0..10)
-        .map(|_| {
-            let (app, ada) = (app.clone(), ada.clone());
-            tokio::spawn(async move {
-                let r = app
-                    .post("/payments")
-                    .token(&ada.token)
-                    .header("idempotency-key", "pay-1")
-                    .json(json!({"order_id": id, "amount": 12.5, "method": "card"}))
-                    .send()
-                    .await;
-                (r.status.as_u16(), r.raw)
-            })
-        })
-        .collect();
-    let mut responses = Vec::new();
-    for attempt in attempts {
-        responses.push(attempt.await.unwrap());
-    }
+    let responses = in_parallel(10, |_| {
+        let (app, ada) = (app.clone(), ada.clone());
+        async move {
+            let r = app
+                .post("/payments")
+                .token(&ada.token)
+                .header("idempotency-key", "pay-1")
+                .json(json!({"order_id": id, "amount": 12.5, "method": "card"}))
+                .send()
+                .await;
+            (r.status.as_u16(), r.raw)
+        }
+    })
+    .await;
     assert!(
         responses
             .iter()
