@@ -1,6 +1,8 @@
 //! Carts: one per user, priced at the products' current prices, turned into an order at
 //! checkout under the same rules as `POST /orders`.
 
+use std::time::Duration;
+
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sqlx::MySqlPool;
@@ -166,9 +168,14 @@ pub async fn clear(pool: &MySqlPool, user_id: u64) -> ApiResult<()> {
     Ok(())
 }
 
-/// Turns the cart into an order inside `tx` and empties it; returns the order id.
-/// Stock is checked again here, since it may have moved since the lines were set.
-pub async fn checkout_in(tx: &mut Tx<'static>, user_id: u64) -> ApiResult<u64> {
+/// Turns the cart into an order holding its stock for `hold` inside `tx` and empties it;
+/// returns the order id. Stock is checked again here, since it may have moved since the
+/// lines were set. The user row is locked before the cart (the lock order of
+/// `crate::stock`), so the account cannot be deleted under the checkout.
+pub async fn checkout_in(tx: &mut Tx<'static>, user_id: u64, hold: Duration) -> ApiResult<u64> {
+    if !crate::stock::lock_user_shared(tx, user_id).await? {
+        return Err(ApiError::NotFound("user"));
+    }
     let lines: Vec<(u64, u32)> = sqlx::query!(
         "SELECT product_id, quantity FROM cart_items WHERE user_id = ? ORDER BY product_id FOR UPDATE",
         user_id
@@ -182,7 +189,7 @@ pub async fn checkout_in(tx: &mut Tx<'static>, user_id: u64) -> ApiResult<u64> {
         return Err(ApiError::conflict("empty-cart", "The cart is empty."));
     }
     // The cart, not the request, is at fault when it cannot become an order: 409.
-    let order_id = crate::orders::create_in(tx, user_id, &lines)
+    let order_id = crate::orders::create_in(tx, user_id, &lines, hold)
         .await
         .map_err(|err| match err {
             ApiError::Validation(errors) => ApiError::Conflict {

@@ -30,7 +30,15 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub jwt_secret: Secret,
     pub token_ttl: Duration,
+    /// How long a pending order holds its stock (`ORDER_HOLD_SECONDS`).
+    pub order_hold: Duration,
 }
+
+/// Default stock hold of a pending order: 30 minutes, long enough to pay, short enough
+/// that an abandoned order does not keep goods off the shelf for long.
+pub const DEFAULT_ORDER_HOLD: Duration = Duration::from_secs(1800);
+/// Longest accepted hold: a week.
+pub const MAX_ORDER_HOLD_SECS: u64 = 7 * 24 * 3600;
 
 #[derive(Clone)]
 pub struct DatabaseConfig {
@@ -109,7 +117,74 @@ impl Config {
             (None, None) => None,
             _ => Some(secrets_client(&var).await),
         };
+        let database = DatabaseConfig::read(&var, secrets.as_ref()).await?;
 
+        let jwt_secret = match (var("JWT_SECRET_ARN"), &secrets) {
+            (Some(arn), Some(client)) => fetch_secret(client, &arn).await?,
+            _ => var("JWT_SECRET").ok_or(ConfigError::Missing("JWT_SECRET"))?,
+        };
+        if jwt_secret.len() < MIN_JWT_SECRET_BYTES {
+            return Err(ConfigError::Invalid {
+                name: "JWT_SECRET",
+                reason: format!("must be at least {MIN_JWT_SECRET_BYTES} bytes"),
+            });
+        }
+
+        let token_ttl =
+            seconds(&var, "TOKEN_TTL_SECONDS", 60, 86_400)?.unwrap_or(Duration::from_secs(3600));
+        let order_hold = order_hold(&var)?;
+
+        Ok(Config {
+            database,
+            jwt_secret: Secret(jwt_secret),
+            token_ttl,
+            order_hold,
+        })
+    }
+}
+
+/// `ORDER_HOLD_SECONDS`: 1 second to a week, [`DEFAULT_ORDER_HOLD`] when unset.
+pub fn order_hold(var: &impl Fn(&str) -> Option<String>) -> Result<Duration, ConfigError> {
+    Ok(seconds(var, "ORDER_HOLD_SECONDS", 1, MAX_ORDER_HOLD_SECS)?.unwrap_or(DEFAULT_ORDER_HOLD))
+}
+
+/// A whole number of seconds within `min..=max`, or `None` when the variable is unset.
+fn seconds(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    min: u64,
+    max: u64,
+) -> Result<Option<Duration>, ConfigError> {
+    let Some(value) = var(name) else {
+        return Ok(None);
+    };
+    value
+        .parse::<u64>()
+        .ok()
+        .filter(|s| (min..=max).contains(s))
+        .map(|s| Some(Duration::from_secs(s)))
+        .ok_or(ConfigError::Invalid {
+            name,
+            reason: format!("must be a whole number of seconds between {min} and {max}"),
+        })
+}
+
+impl DatabaseConfig {
+    /// Only the database: for the functions that need nothing else (the migrations and
+    /// the scheduled sweep), which therefore never read the token signing key.
+    pub async fn load() -> Result<DatabaseConfig, ConfigError> {
+        let var = |name: &str| std::env::var(name).ok();
+        let secrets = match var("DB_SECRET_ARN") {
+            Some(_) => Some(secrets_client(&var).await),
+            None => None,
+        };
+        Self::read(&var, secrets.as_ref()).await
+    }
+
+    async fn read(
+        var: &impl Fn(&str) -> Option<String>,
+        secrets: Option<&aws_sdk_secretsmanager::Client>,
+    ) -> Result<DatabaseConfig, ConfigError> {
         let max_connections = match var("DB_MAX_CONNECTIONS") {
             Some(v) => v
                 .parse()
@@ -121,7 +196,7 @@ impl Config {
                 })?,
             None => 2,
         };
-        let (options, credentials) = match (var("DB_SECRET_ARN"), &secrets) {
+        let (options, credentials) = match (var("DB_SECRET_ARN"), secrets) {
             (Some(arn), Some(client)) => {
                 let env = DB_VARIABLES
                     .iter()
@@ -144,39 +219,10 @@ impl Config {
                 (options, None)
             }
         };
-
-        let jwt_secret = match (var("JWT_SECRET_ARN"), &secrets) {
-            (Some(arn), Some(client)) => fetch_secret(client, &arn).await?,
-            _ => var("JWT_SECRET").ok_or(ConfigError::Missing("JWT_SECRET"))?,
-        };
-        if jwt_secret.len() < MIN_JWT_SECRET_BYTES {
-            return Err(ConfigError::Invalid {
-                name: "JWT_SECRET",
-                reason: format!("must be at least {MIN_JWT_SECRET_BYTES} bytes"),
-            });
-        }
-
-        let token_ttl = match var("TOKEN_TTL_SECONDS") {
-            Some(v) => v
-                .parse::<u64>()
-                .ok()
-                .filter(|s| (60..=86_400).contains(s))
-                .map(Duration::from_secs)
-                .ok_or(ConfigError::Invalid {
-                    name: "TOKEN_TTL_SECONDS",
-                    reason: "must be between 60 and 86400".into(),
-                })?,
-            None => Duration::from_secs(3600),
-        };
-
-        Ok(Config {
-            database: DatabaseConfig {
-                options,
-                max_connections,
-                credentials,
-            },
-            jwt_secret: Secret(jwt_secret),
-            token_ttl,
+        Ok(DatabaseConfig {
+            options,
+            max_connections,
+            credentials,
         })
     }
 }

@@ -21,6 +21,10 @@ use crate::error::{ApiError, ApiResult, PROBLEM_JSON};
 
 pub const HEADER: &str = "idempotency-key";
 
+/// How long a key and its response are kept: the contract promises at least 24 hours. The
+/// scheduled sweep deletes older records; until then, an old key starts afresh.
+pub const TTL_HOURS: u32 = 24;
+
 /// The optional `Idempotency-Key` header (1..255 characters).
 #[derive(Debug, Clone, Default)]
 pub struct IdempotencyKey(pub Option<String>);
@@ -161,13 +165,13 @@ async fn claim(
     route: &str,
     hash: &str,
 ) -> ApiResult<Option<StoredResponse>> {
-    // Keys live 24 hours; after that the same key starts afresh.
     sqlx::query(
         "DELETE FROM idempotency_keys
-         WHERE user_id = ? AND idempotency_key = ? AND created_at < UTC_TIMESTAMP(6) - INTERVAL 24 HOUR",
+         WHERE user_id = ? AND idempotency_key = ? AND created_at < UTC_TIMESTAMP(6) - INTERVAL ? HOUR",
     )
     .bind(user_id)
     .bind(key)
+    .bind(TTL_HOURS)
     .execute(&mut **tx)
     .await?;
     let inserted = sqlx::query(

@@ -2,6 +2,7 @@
 //! machine, and their SQL.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -13,6 +14,7 @@ use crate::db::{self, Tx};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::money::Money;
 use crate::page::{Limit, Order as SortOrder, Page, into_page};
+use crate::stock;
 use crate::time::timestamp;
 use crate::validate::{Checks, Validate, optional_whole, whole};
 
@@ -137,6 +139,9 @@ pub struct Order {
     pub items: Vec<OrderLine>,
     pub total: Money,
     pub amount_paid: Money,
+    /// When a pending order's stock hold ends; `null` once the order has left `pending`.
+    #[serde(serialize_with = "crate::time::optional_timestamp")]
+    pub expires_at: Option<DateTime<Utc>>,
     #[serde(serialize_with = "timestamp")]
     pub created_at: DateTime<Utc>,
     #[serde(serialize_with = "timestamp")]
@@ -220,10 +225,23 @@ pub fn merge(lines: &[LineRequest]) -> Vec<(u64, u32)> {
     merged.into_iter().collect()
 }
 
-/// Creates a pending order inside `tx`: locks the products in id order, refuses unknown
-/// products (400) and short stock (409, naming every short product), takes the stock and
-/// writes the lines with name and price as of now. Returns the new order's id.
-pub async fn create_in(tx: &mut Tx<'static>, user_id: u64, lines: &[(u64, u32)]) -> ApiResult<u64> {
+/// Creates a pending order inside `tx` that holds its stock for `hold`: locks the owner
+/// (so the account cannot be deleted under the new order) and then the products in id
+/// order, refuses unknown products (400) and short stock (409, naming every short product),
+/// takes the stock and writes the lines with name and price as of now. Returns the new
+/// order's id.
+pub async fn create_in(
+    tx: &mut Tx<'static>,
+    user_id: u64,
+    lines: &[(u64, u32)],
+    hold: Duration,
+) -> ApiResult<u64> {
+    if !stock::lock_user_shared(tx, user_id).await? {
+        return Err(ApiError::validation(
+            "user_id",
+            "does not name an existing user",
+        ));
+    }
     let mut qb: QueryBuilder<MySql> =
         QueryBuilder::new("SELECT id, name, price, stock FROM products WHERE id IN (");
     let mut ids = qb.separated(", ");
@@ -302,19 +320,14 @@ pub async fn create_in(tx: &mut Tx<'static>, user_id: u64, lines: &[(u64, u32)])
     }
 
     let order_id = sqlx::query!(
-        "INSERT INTO orders (user_id, total) VALUES (?, ?)",
+        "INSERT INTO orders (user_id, total, expires_at)
+         VALUES (?, ?, CURRENT_TIMESTAMP(6) + INTERVAL ? SECOND)",
         user_id,
-        total.amount()
+        total.amount(),
+        hold.as_secs()
     )
     .execute(&mut **tx)
-    .await
-    .map_err(|err| {
-        if db::is_foreign_key_violation(&err) {
-            ApiError::validation("user_id", "does not name an existing user")
-        } else {
-            err.into()
-        }
-    })?
+    .await?
     .last_insert_id();
 
     let mut insert: QueryBuilder<MySql> = QueryBuilder::new(
@@ -335,10 +348,13 @@ pub async fn create_in(tx: &mut Tx<'static>, user_id: u64, lines: &[(u64, u32)])
     Ok(order_id)
 }
 
-/// An order with its lines, in two queries whatever the number of lines.
-pub async fn get(conn: &mut MySqlConnection, id: u64) -> ApiResult<Order> {
+/// An order with its lines, in two queries whatever the number of lines, and whether its
+/// stock hold has run out while it is still pending.
+async fn read(conn: &mut MySqlConnection, id: u64) -> ApiResult<(Order, bool)> {
     let head = sqlx::query!(
         r#"SELECT id, user_id, status AS "status: Status", total, amount_paid,
+                  expires_at AS "expires_at: DateTime<Utc>",
+                  (status = 'pending' AND expires_at <= UTC_TIMESTAMP(6)) AS "due!: bool",
                   created_at AS "created_at: DateTime<Utc>", updated_at AS "updated_at: DateTime<Utc>"
            FROM orders WHERE id = ?"#,
         id
@@ -362,39 +378,63 @@ pub async fn get(conn: &mut MySqlConnection, id: u64) -> ApiResult<Order> {
         line_total: Money::from_db(line.line_total),
     })
     .collect();
-    Ok(Order {
+    let order = Order {
         id: head.id,
         user_id: head.user_id,
         status: head.status,
         items,
         total: Money::from_db(head.total),
         amount_paid: Money::from_db(head.amount_paid),
+        expires_at: (head.status == Status::Pending).then_some(head.expires_at),
         created_at: head.created_at,
         updated_at: head.updated_at,
-    })
+    };
+    Ok((order, head.due))
 }
 
-/// An order the caller may see: another customer's order is "not found".
+/// An order as it stands in `conn`, for the transaction that has just written it.
+pub async fn get(conn: &mut MySqlConnection, id: u64) -> ApiResult<Order> {
+    read(conn, id).await.map(|(order, _)| order)
+}
+
+/// An order the caller may see: another customer's order is "not found". A pending order
+/// whose hold has run out is settled (cancelled by the system) first, so no response ever
+/// shows it still pending.
 pub async fn get_for(pool: &MySqlPool, caller: &AuthUser, id: u64) -> ApiResult<Order> {
-    let order = get(&mut *pool.acquire().await?, id).await?;
+    let (order, due) = read(&mut *pool.acquire().await?, id).await?;
     caller.require_owner_or_admin(order.user_id, "order")?;
-    Ok(order)
+    if !due {
+        return Ok(order);
+    }
+    settle(pool, id).await?;
+    get(&mut *pool.acquire().await?, id).await
 }
 
-/// Locks an order row for a status change or deletion, checking the caller may touch it.
-async fn lock_for(tx: &mut Tx<'static>, caller: &AuthUser, id: u64) -> ApiResult<(u64, Status)> {
+/// Locks an order row for a status change or deletion (level 4 of the lock order in
+/// [`crate::stock`]), checking the caller may touch it, and returns its status and whether
+/// it was settled just now. A pending order whose hold has run out is cancelled by the
+/// system first, exactly as a cancel would, so the caller decides on what a sweep would
+/// have left.
+async fn lock_for(tx: &mut Tx<'static>, caller: &AuthUser, id: u64) -> ApiResult<(Status, bool)> {
     let row = sqlx::query!(
-        r#"SELECT user_id, status AS "status: Status" FROM orders WHERE id = ? FOR UPDATE"#,
+        r#"SELECT user_id, status AS "status: Status",
+                  (status = 'pending' AND expires_at <= UTC_TIMESTAMP(6)) AS "due!: bool"
+           FROM orders WHERE id = ? FOR UPDATE"#,
         id
     )
     .fetch_optional(&mut **tx)
     .await?
     .ok_or(ApiError::NotFound("order"))?;
     caller.require_owner_or_admin(row.user_id, "order")?;
-    Ok((row.user_id, row.status))
+    if row.due {
+        stock::cancel_locked(tx, &[id]).await?;
+        return Ok((Status::Cancelled, true));
+    }
+    Ok((row.status, false))
 }
 
-/// `PUT /orders/{id}`: applies an allowed status change in one transaction.
+/// `PUT /orders/{id}`: applies an allowed status change in one transaction. When the order
+/// turns out to have expired, its settlement is kept even if the change is then refused.
 pub async fn set_status(
     pool: &MySqlPool,
     caller: AuthUser,
@@ -403,16 +443,22 @@ pub async fn set_status(
 ) -> ApiResult<Order> {
     db::transaction(pool, |tx| {
         Box::pin(async move {
-            let (_, from) = lock_for(tx, &caller, id).await?;
-            match transition(&caller, from, to)? {
+            let (from, settled) = lock_for(tx, &caller, id).await?;
+            let effect = match transition(&caller, from, to) {
+                Ok(effect) => effect,
+                // Commit the settlement, answer the refusal.
+                Err(refusal) if settled => return Ok(Err(refusal)),
+                Err(refusal) => return Err(refusal),
+            };
+            match effect {
                 Transition::Unchanged => {}
                 Transition::Move => write_status(tx, id, to).await?,
-                Transition::Cancel => cancel_in(tx, id).await?,
+                Transition::Cancel => stock::cancel_locked(tx, &[id]).await?,
             }
-            get(tx, id).await
+            Ok(get(tx, id).await)
         })
     })
-    .await
+    .await?
 }
 
 async fn write_status(tx: &mut Tx<'static>, id: u64, status: Status) -> ApiResult<()> {
@@ -426,38 +472,23 @@ async fn write_status(tx: &mut Tx<'static>, id: u64, status: Status) -> ApiResul
     Ok(())
 }
 
-/// Cancels a locked order: its stock goes back (lines of deleted products have nothing to
-/// return to) and its completed payments are refunded, all in the caller's transaction.
-async fn cancel_in(tx: &mut Tx<'static>, id: u64) -> ApiResult<()> {
-    return_stock(tx, id).await?;
-    crate::payments::refund_all_in(tx, id).await?;
-    write_status(tx, id, Status::Cancelled).await
-}
-
-async fn return_stock(tx: &mut Tx<'static>, order_id: u64) -> ApiResult<()> {
-    let lines = sqlx::query!(
-        r#"SELECT product_id AS "product_id!: u64", CAST(SUM(quantity) AS UNSIGNED) AS "quantity!: u64"
-           FROM order_items WHERE order_id = ? AND product_id IS NOT NULL
-           GROUP BY product_id"#,
-        order_id
-    )
-    .fetch_all(&mut **tx)
-    .await?;
-    let lines: Vec<(u64, u64)> = lines
-        .into_iter()
-        .map(|l| (l.product_id, l.quantity))
-        .collect();
-    crate::stock::put_back(tx, &lines).await?;
-    Ok(())
-}
-
-/// `DELETE /orders/{id}`: only a pending order (its stock returns) or a cancelled one.
+/// `DELETE /orders/{id}`: a pending order without money on it (its stock returns) or a
+/// cancelled one. A pending order with completed payments must be cancelled first, which
+/// refunds them: deleting it would destroy the record of money taken.
 pub async fn delete(pool: &MySqlPool, caller: AuthUser, id: u64) -> ApiResult<()> {
     db::transaction(pool, |tx| {
         Box::pin(async move {
-            let (_, status) = lock_for(tx, &caller, id).await?;
-            match status {
-                Status::Pending => return_stock(tx, id).await?,
+            match lock_for(tx, &caller, id).await?.0 {
+                Status::Pending => {
+                    if has_completed_payments(tx, id).await? {
+                        return Err(ApiError::conflict(
+                            "order-has-payments",
+                            "This order has completed payments; cancel it first, which refunds them.",
+                        ));
+                    }
+                    let held = stock::held_by(tx, &[id]).await?;
+                    stock::put_back(tx, &held).await?;
+                }
                 Status::Cancelled => {}
                 other => {
                     return Err(ApiError::conflict(
@@ -473,6 +504,79 @@ pub async fn delete(pool: &MySqlPool, caller: AuthUser, id: u64) -> ApiResult<()
                 .execute(&mut **tx)
                 .await?;
             Ok(())
+        })
+    })
+    .await
+}
+
+async fn has_completed_payments(tx: &mut Tx<'static>, order_id: u64) -> ApiResult<bool> {
+    let found = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM payments WHERE order_id = ? AND status = 'completed') AS "found!: bool""#,
+        order_id
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(found)
+}
+
+/// Cancels the order if it is pending and its hold has run out (a system cancel: stock
+/// back, completed payments refunded). Returns whether it did. Safe to call at any time,
+/// from any number of places at once: the decision is taken on the locked row.
+pub async fn settle(pool: &MySqlPool, id: u64) -> ApiResult<bool> {
+    db::transaction(pool, |tx| {
+        Box::pin(async move {
+            let due = sqlx::query_scalar!(
+                "SELECT id FROM orders
+                 WHERE id = ? AND status = 'pending' AND expires_at <= UTC_TIMESTAMP(6)
+                 FOR UPDATE",
+                id
+            )
+            .fetch_optional(&mut **tx)
+            .await?;
+            if due.is_none() {
+                return Ok(false);
+            }
+            stock::cancel_locked(tx, &[id]).await?;
+            Ok(true)
+        })
+    })
+    .await
+}
+
+/// Settles every order of a user whose hold has run out, before their orders are listed.
+/// Usually finds none, with one look at the (user, status) index.
+pub async fn settle_due_of_user(pool: &MySqlPool, user_id: u64) -> ApiResult<()> {
+    let due = sqlx::query_scalar!(
+        "SELECT id FROM orders
+         WHERE user_id = ? AND status = 'pending' AND expires_at <= UTC_TIMESTAMP(6)",
+        user_id
+    )
+    .fetch_all(pool)
+    .await?;
+    for id in due {
+        settle(pool, id).await?;
+    }
+    Ok(())
+}
+
+/// Cancels up to `batch` pending orders whose hold has run out, in one transaction: the
+/// scheduled sweep's unit of work. Orders another transaction holds are skipped (`SKIP
+/// LOCKED`), so overlapping sweeps share the work instead of queueing, and the row lock
+/// makes each order's cancel happen once. Returns how many it cancelled.
+pub async fn expire_due(pool: &MySqlPool, batch: u32) -> ApiResult<u64> {
+    db::transaction(pool, |tx| {
+        Box::pin(async move {
+            let ids = sqlx::query_scalar!(
+                "SELECT id FROM orders
+                 WHERE status = 'pending' AND expires_at <= UTC_TIMESTAMP(6)
+                 ORDER BY expires_at, id LIMIT ?
+                 FOR UPDATE SKIP LOCKED",
+                batch
+            )
+            .fetch_all(&mut **tx)
+            .await?;
+            stock::cancel_locked(tx, &ids).await?;
+            Ok(ids.len() as u64)
         })
     })
     .await
@@ -503,12 +607,13 @@ const LIST_ORDER: SortOrder = SortOrder {
     descending: true,
 };
 
-/// A user's orders, newest first, keyset-paged.
+/// A user's orders, newest first, keyset-paged; expired holds settled first.
 pub async fn list_for_user(
     pool: &MySqlPool,
     user_id: u64,
     query: &OrderQuery,
 ) -> ApiResult<Page<OrderSummary>> {
+    settle_due_of_user(pool, user_id).await?;
     let mut qb: QueryBuilder<MySql> = QueryBuilder::new(
         "SELECT o.id, o.status, o.total, o.amount_paid, o.created_at FROM orders o WHERE o.user_id = ",
     );
@@ -524,13 +629,14 @@ pub async fn list_for_user(
     }))
 }
 
-/// The newest `limit` orders of a user.
+/// The newest `limit` orders of a user; expired holds settled first.
 pub async fn recent_for_user(
     pool: &MySqlPool,
     user_id: u64,
     limit: u32,
-) -> Result<Vec<OrderSummary>, sqlx::Error> {
-    sqlx::query_as!(
+) -> ApiResult<Vec<OrderSummary>> {
+    settle_due_of_user(pool, user_id).await?;
+    Ok(sqlx::query_as!(
         OrderSummary,
         r#"SELECT id, status AS "status: Status", total AS "total: Money", amount_paid AS "amount_paid: Money",
                   created_at AS "created_at: DateTime<Utc>"
@@ -539,7 +645,7 @@ pub async fn recent_for_user(
         limit
     )
     .fetch_all(pool)
-    .await
+    .await?)
 }
 
 /// Routes under `/users/{id}`: a user that does not exist is 404 (only admins get here

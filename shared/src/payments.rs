@@ -9,12 +9,15 @@ use crate::auth::AuthUser;
 use crate::db::Tx;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::money::Money;
+use crate::orders::Status;
 use crate::page::{Limit, Order as SortOrder, Page, into_page};
 use crate::time::timestamp;
 use crate::validate::{Checks, Validate, whole};
 
+/// Read from a string whatever the JSON holds, so that `{"method": 1}` is a 400 naming
+/// `method` like any other wrongly typed field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", try_from = "String")]
 #[sqlx(rename_all = "snake_case")]
 pub enum Method {
     Card,
@@ -42,10 +45,15 @@ impl TryFrom<String> for PaymentStatus {
 }
 
 impl TryFrom<String> for Method {
-    type Error = String;
+    type Error = &'static str;
 
-    fn try_from(label: String) -> Result<Self, String> {
-        serde_json::from_value(serde_json::Value::String(label)).map_err(|e| e.to_string())
+    fn try_from(label: String) -> Result<Self, Self::Error> {
+        match label.as_str() {
+            "card" => Ok(Self::Card),
+            "paypal" => Ok(Self::Paypal),
+            "bank_transfer" => Ok(Self::BankTransfer),
+            _ => Err("must be one of card, paypal, bank_transfer"),
+        }
     }
 }
 
@@ -98,13 +106,16 @@ const SELECT: &str =
 /// Records a payment inside `tx`. The order row is locked while what remains due is
 /// computed, so concurrent payments queue and can never add up to more than the total;
 /// the payment that completes the total marks the order paid in the same transaction.
+/// An order whose stock hold has run out takes no payment (409), even in the instant
+/// before anything has settled it.
 pub async fn create_in(
     tx: &mut Tx<'static>,
     caller: &AuthUser,
     input: &NewPayment,
 ) -> ApiResult<u64> {
     let order = sqlx::query!(
-        r#"SELECT user_id, CAST(status AS CHAR) AS "status!: String", total, amount_paid
+        r#"SELECT user_id, status AS "status: Status", total, amount_paid,
+                  (status = 'pending' AND expires_at <= UTC_TIMESTAMP(6)) AS "due!: bool"
            FROM orders WHERE id = ? FOR UPDATE"#,
         input.order_id
     )
@@ -112,12 +123,15 @@ pub async fn create_in(
     .await?
     .ok_or(ApiError::NotFound("order"))?;
     caller.require_owner_or_admin(order.user_id, "order")?;
-    if order.status != "pending" {
+    if order.due {
+        return Err(order_expired());
+    }
+    if order.status != Status::Pending {
         return Err(ApiError::conflict(
             "order-not-payable",
             format!(
                 "The order is {}; only pending orders take payments.",
-                order.status
+                order.status.as_str()
             ),
         ));
     }
@@ -153,6 +167,13 @@ pub async fn create_in(
     .execute(&mut **tx)
     .await?;
     Ok(id)
+}
+
+fn order_expired() -> ApiError {
+    ApiError::conflict(
+        "order-expired",
+        "The order's stock hold has expired and the order is cancelled; place a new order.",
+    )
 }
 
 pub async fn get(conn: &mut sqlx::MySqlConnection, id: u64) -> ApiResult<Payment> {
@@ -203,20 +224,4 @@ async fn order_owner(pool: &MySqlPool, order_id: u64) -> ApiResult<u64> {
         .fetch_optional(pool)
         .await?
         .ok_or(ApiError::NotFound("order"))
-}
-
-/// Marks every completed payment of an order refunded, inside the cancel's transaction;
-/// the order then has nothing paid.
-pub async fn refund_all_in(tx: &mut Tx<'static>, order_id: u64) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        "UPDATE payments SET status = 'refunded', updated_at = CURRENT_TIMESTAMP(6)
-         WHERE order_id = ? AND status = 'completed'",
-        order_id
-    )
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query!("UPDATE orders SET amount_paid = 0 WHERE id = ?", order_id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
 }

@@ -10,6 +10,7 @@ use crate::auth::AuthUser;
 use crate::db::{self, Tx};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::page::{Limit, Order as SortOrder, Page, into_page};
+use crate::stock;
 use crate::time::timestamp;
 use crate::validate::{Checks, Validate, optional_whole, whole};
 
@@ -76,7 +77,12 @@ pub async fn create(
     db::transaction(pool, |tx| {
         let input = input.clone();
         Box::pin(async move {
-            // Locking the product serialises the aggregate updates of concurrent reviews.
+            // The author first, then the product (the lock order of `crate::stock`): the
+            // account cannot be deleted halfway, and locking the product serialises the
+            // aggregate updates of concurrent reviews.
+            if !stock::lock_user_shared(tx, user_id).await? {
+                return Err(ApiError::validation("user_id", "does not name an existing user"));
+            }
             let product = sqlx::query_scalar!("SELECT id FROM products WHERE id = ? FOR UPDATE", product_id)
                 .fetch_optional(&mut **tx)
                 .await?;
@@ -188,7 +194,9 @@ pub async fn delete(pool: &MySqlPool, caller: AuthUser, id: u64) -> ApiResult<()
             if review.user_id != caller.id && !caller.is_admin() {
                 return Err(ApiError::Forbidden("Only the author or an admin may delete a review."));
             }
-            // Product first, then review: the same lock order as creation.
+            // Author, product, then review: the same lock order as creation, and an account
+            // deletion (which removes the author's ratings itself) cannot overlap.
+            stock::lock_user_shared(tx, review.user_id).await?;
             sqlx::query_scalar!("SELECT id FROM products WHERE id = ? FOR UPDATE", review.product_id)
                 .fetch_optional(&mut **tx)
                 .await?;
@@ -210,16 +218,17 @@ pub async fn delete(pool: &MySqlPool, caller: AuthUser, id: u64) -> ApiResult<()
     .await
 }
 
-/// Takes a user's reviews out of the products' `review_count` and `rating_sum`, before the
-/// reviews themselves go by cascade with the user.
-pub async fn forget_ratings_of_user(tx: &mut Tx<'static>, user_id: u64) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        "UPDATE products p JOIN reviews r ON r.product_id = p.id
-         SET p.review_count = p.review_count - 1, p.rating_sum = p.rating_sum - r.rating
-         WHERE r.user_id = ?",
+/// The (product, rating) of every review a user wrote, for an account deletion that
+/// holds the user's row: no review of theirs can come or go meanwhile.
+pub async fn ratings_of_user(
+    tx: &mut Tx<'static>,
+    user_id: u64,
+) -> Result<Vec<(u64, u8)>, sqlx::Error> {
+    let rows = sqlx::query!(
+        "SELECT product_id, rating FROM reviews WHERE user_id = ?",
         user_id
     )
-    .execute(&mut **tx)
+    .fetch_all(&mut **tx)
     .await?;
-    Ok(())
+    Ok(rows.into_iter().map(|r| (r.product_id, r.rating)).collect())
 }

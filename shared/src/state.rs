@@ -1,6 +1,7 @@
 //! What every function builds once per cold start and shares across requests.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use sqlx::MySqlPool;
 
@@ -13,6 +14,8 @@ pub struct AppState {
     pub tokens: Arc<TokenKeys>,
     /// Set on Lambda: re-read the database secret when the server refuses the password.
     pub credentials: Option<Arc<RotatingCredentials>>,
+    /// How long a new pending order holds its stock.
+    pub order_hold: Duration,
 }
 
 impl AppState {
@@ -24,6 +27,7 @@ impl AppState {
                 config.token_ttl,
             )),
             credentials: config.database.credentials.clone(),
+            order_hold: config.order_hold,
         }
     }
 

@@ -27,6 +27,7 @@ pub fn state(pool: MySqlPool) -> AppState {
             Duration::from_secs(3600),
         )),
         credentials: None,
+        order_hold: crate::config::DEFAULT_ORDER_HOLD,
     }
 }
 
@@ -38,7 +39,11 @@ pub struct TestApp {
 
 impl TestApp {
     pub fn new(pool: MySqlPool, router: fn(AppState) -> Router) -> Self {
-        let state = state(pool);
+        Self::with_state(state(pool), router)
+    }
+
+    /// A router over a state the test has adjusted (a shorter stock hold, say).
+    pub fn with_state(state: AppState, router: fn(AppState) -> Router) -> Self {
         Self {
             router: router(state.clone()),
             state,
@@ -106,6 +111,11 @@ impl TestApp {
             .expect("read stock")
     }
 
+    /// Lets the stock hold of an order run out, as if its time had passed.
+    pub async fn expire(&self, order_id: u64) {
+        expire_order(self.pool(), order_id).await
+    }
+
     /// Rows in `table` (a name from the test itself, never from input).
     pub async fn count(&self, table: &str) -> i64 {
         sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
@@ -113,6 +123,15 @@ impl TestApp {
             .await
             .expect("count rows")
     }
+}
+
+/// Lets the stock hold of an order run out, as if its time had passed.
+pub async fn expire_order(pool: &MySqlPool, order_id: u64) {
+    sqlx::query("UPDATE orders SET expires_at = UTC_TIMESTAMP(6) - INTERVAL 1 SECOND WHERE id = ?")
+        .bind(order_id)
+        .execute(pool)
+        .await
+        .expect("expire order");
 }
 
 pub struct TestUser {
@@ -194,6 +213,15 @@ pub struct TestResponse {
 }
 
 impl TestResponse {
+    /// A response with no body, for steps of a test that are not HTTP calls.
+    pub fn empty(status: u16) -> Self {
+        Self::new(
+            StatusCode::from_u16(status).expect("a valid status"),
+            HeaderMap::new(),
+            Vec::new(),
+        )
+    }
+
     fn new(status: StatusCode, headers: HeaderMap, raw: Vec<u8>) -> Self {
         let body = if raw.is_empty() {
             Value::Null

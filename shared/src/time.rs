@@ -16,3 +16,14 @@ pub fn cursor_value(at: DateTime<Utc>) -> String {
 pub fn parse_cursor_value(text: &str) -> Option<NaiveDateTime> {
     NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.6f").ok()
 }
+
+/// [`timestamp`] for an optional instant: `null` when absent.
+pub fn optional_timestamp<S: Serializer>(
+    at: &Option<DateTime<Utc>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match at {
+        Some(at) => timestamp(at, serializer),
+        None => serializer.serialize_none(),
+    }
+}

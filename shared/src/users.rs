@@ -1,22 +1,39 @@
 //! Users: accounts, roles, login throttling and the token version that revokes old tokens.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::MySqlPool;
 
-use crate::auth::TokenKeys;
+use crate::auth::{AuthUser, TokenKeys};
 use crate::db::{self, Tx};
 use crate::error::{ApiError, ApiResult, FieldError};
-use crate::orders::{self, OrderSummary};
+use crate::orders::{self, OrderSummary, Status};
+use crate::stock;
 use crate::time::timestamp;
 use crate::validate::{Checks, Validate};
 
+/// Read from a string whatever the JSON holds, so that `{"role": 1}` is a 400 naming
+/// `role` like any other wrongly typed field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
 #[sqlx(rename_all = "lowercase")]
 pub enum Role {
     Customer,
     Admin,
+}
+
+impl TryFrom<String> for Role {
+    type Error = &'static str;
+
+    fn try_from(label: String) -> Result<Self, Self::Error> {
+        match label.as_str() {
+            "customer" => Ok(Role::Customer),
+            "admin" => Ok(Role::Admin),
+            _ => Err("must be one of customer, admin"),
+        }
+    }
 }
 
 /// The role and token version of a user, or `None` when the user does not exist.
@@ -36,6 +53,16 @@ pub async fn token_state(
 /// Emails are compared and stored trimmed and lower-cased.
 pub fn normalize_email(email: &str) -> String {
     email.trim().to_lowercase()
+}
+
+/// The longest email an account can have, in characters (RFC 5321's path limit, and the
+/// column's size). Checked on the normalised form: lower-casing can lengthen a string
+/// ("İ" becomes "i̇", two characters).
+pub const MAX_EMAIL_CHARS: usize = 254;
+
+/// Whether `email`, once normalised, fits an account's email column.
+pub fn email_fits(normalized: &str) -> bool {
+    normalized.chars().count() <= MAX_EMAIL_CHARS
 }
 
 /// Creates an admin, or promotes and re-passwords the account if the email exists:
@@ -117,8 +144,14 @@ pub struct Credentials {
 impl Validate for Credentials {
     fn validate(&self) -> Result<(), Vec<FieldError>> {
         // Only shape: any string is a (possibly wrong) credential, answered with 401.
+        let email = normalize_email(&self.email);
         Checks::new()
-            .text("email", &self.email, 1, 254)
+            .text("email", &self.email, 1, MAX_EMAIL_CHARS)
+            .check(
+                email_fits(&email),
+                "email",
+                format!("must be at most {MAX_EMAIL_CHARS} characters long"),
+            )
             .text("password", &self.password, 1, 128)
             .finish()
     }
@@ -131,6 +164,9 @@ pub struct UserPatch {
     pub email: Option<String>,
     pub password: Option<String>,
     pub role: Option<Role>,
+    /// Required when callers change their own email or password: a stolen token alone
+    /// must not be enough to take an account over (OWASP ASVS V2.1.6).
+    pub current_password: Option<String>,
 }
 
 impl Validate for UserPatch {
@@ -150,6 +186,9 @@ impl Validate for UserPatch {
         if let Some(password) = &self.password {
             check_password(&mut checks, password);
         }
+        if let Some(current) = &self.current_password {
+            checks.text("current_password", current, 1, 128);
+        }
         checks.finish()
     }
 }
@@ -157,7 +196,7 @@ impl Validate for UserPatch {
 fn check_email(checks: &mut Checks, email: &str) {
     let email = normalize_email(email);
     checks.check(
-        email.len() <= 254 && email_address::EmailAddress::is_valid(&email),
+        email_fits(&email) && email_address::EmailAddress::is_valid(&email),
         "email",
         "must be a valid email address",
     );
@@ -214,27 +253,15 @@ pub async fn register(pool: &MySqlPool, input: Registration) -> ApiResult<User> 
     get(pool, result.last_insert_id()).await
 }
 
-/// Checks credentials, throttled per email in the database (instances share nothing else).
-///
-/// Attempts for one email are serialised on its throttle row: the count is read, the
-/// password checked and the outcome recorded under that row's lock. So a burst of parallel
-/// guesses gets exactly five checks, and parallel logins with the right password are never
-/// mistaken for failures. Unknown emails take the same path, verified against a dummy hash,
-/// so neither the answer, its timing nor the throttling tells which emails have accounts.
-/// A successful login clears the count.
+/// Checks credentials, throttled per email in the database (instances share nothing else),
+/// and issues a token for the right password.
 pub async fn login(
     pool: &MySqlPool,
     tokens: &TokenKeys,
     input: Credentials,
 ) -> ApiResult<LoginResponse> {
     let email = normalize_email(&input.email);
-    let password = input.password;
-    let account = db::transaction(pool, |tx| {
-        let (email, password) = (email.clone(), password.clone());
-        Box::pin(async move { attempt_login(tx, email, password).await })
-    })
-    .await?;
-    let Some((id, role, version)) = account else {
+    let Some((id, role, version)) = authenticate(pool, email, input.password).await? else {
         return Err(ApiError::Unauthorized("The email or password is wrong."));
     };
     let issued = tokens.issue(id, role, version)?;
@@ -246,9 +273,31 @@ pub async fn login(
     })
 }
 
-/// One login attempt inside its transaction: `Some(account)` for the right password,
-/// `None` for a wrong one (recorded), 429 while the email is throttled.
-async fn attempt_login(
+/// The account (id, role, token version) if `password` is the password of the account
+/// keyed by `email`; `None` for a wrong password or an unknown email (a failure, counted);
+/// 429 while the email is throttled. Logins and the current-password check of an update
+/// both come here, so a wrong guess counts the same wherever it is made.
+///
+/// Attempts for one email are serialised on its throttle row: the count is read, the
+/// password checked and the outcome recorded under that row's lock. So a burst of parallel
+/// guesses gets exactly five checks, and parallel attempts with the right password are
+/// never mistaken for failures. Unknown emails take the same path, verified against a
+/// dummy hash, so neither the answer, its timing nor the throttling tells which emails have
+/// accounts. The right password clears the count.
+async fn authenticate(
+    pool: &MySqlPool,
+    email: String,
+    password: String,
+) -> ApiResult<Option<(u64, Role, u32)>> {
+    db::transaction(pool, |tx| {
+        let (email, password) = (email.clone(), password.clone());
+        Box::pin(async move { attempt(tx, email, password).await })
+    })
+    .await
+}
+
+/// One attempt inside its transaction (see [`authenticate`]).
+async fn attempt(
     tx: &mut Tx<'static>,
     email: String,
     password: String,
@@ -262,9 +311,11 @@ async fn attempt_login(
     .await?;
     let throttle = sqlx::query!(
         r#"SELECT failures,
-                  window_started_at <= UTC_TIMESTAMP(6) - INTERVAL 15 MINUTE AS "expired!: bool",
-                  TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(6), window_started_at + INTERVAL 15 MINUTE) AS "remaining!: i64"
+                  window_started_at <= UTC_TIMESTAMP(6) - INTERVAL ? SECOND AS "expired!: bool",
+                  TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(6), window_started_at + INTERVAL ? SECOND) AS "remaining!: i64"
            FROM login_throttle WHERE email = ? FOR UPDATE"#,
+        THROTTLE_WINDOW_SECS,
+        THROTTLE_WINDOW_SECS,
         email
     )
     .fetch_one(&mut **tx)
@@ -291,13 +342,15 @@ async fn attempt_login(
             Ok(Some((account.id, account.role, account.token_version)))
         }
         _ => {
-            // A window older than 15 minutes starts afresh with this failure.
+            // A window that has passed starts afresh with this failure.
             sqlx::query!(
                 "UPDATE login_throttle SET
-                     failures = IF(window_started_at <= UTC_TIMESTAMP(6) - INTERVAL 15 MINUTE, 1, failures + 1),
-                     window_started_at = IF(window_started_at <= UTC_TIMESTAMP(6) - INTERVAL 15 MINUTE,
+                     failures = IF(window_started_at <= UTC_TIMESTAMP(6) - INTERVAL ? SECOND, 1, failures + 1),
+                     window_started_at = IF(window_started_at <= UTC_TIMESTAMP(6) - INTERVAL ? SECOND,
                                             UTC_TIMESTAMP(6), window_started_at)
                  WHERE email = ?",
+                THROTTLE_WINDOW_SECS,
+                THROTTLE_WINDOW_SECS,
                 email
             )
             .execute(&mut **tx)
@@ -307,16 +360,30 @@ async fn attempt_login(
     }
 }
 
-/// Applies a partial update. Only an admin may change a role (403 otherwise); a new
-/// password bumps the token version, revoking every token issued before.
+/// Applies a partial update for `caller`. Only an admin may change a role (403 otherwise).
+/// Callers changing their own email or password must give their current password: missing
+/// is a 400, wrong is a 403 that counts as a failed login for the account. A new password
+/// bumps the token version, revoking every token issued before.
 pub async fn update(
     pool: &MySqlPool,
+    caller: AuthUser,
     id: u64,
     patch: UserPatch,
-    by_admin: bool,
 ) -> ApiResult<User> {
-    if patch.role.is_some() && !by_admin {
+    if patch.role.is_some() && !caller.is_admin() {
         return Err(ApiError::Forbidden("Only an admin may change a role."));
+    }
+    if caller.id == id && (patch.email.is_some() || patch.password.is_some()) {
+        let Some(current) = patch.current_password.clone() else {
+            return Err(ApiError::validation(
+                "current_password",
+                "is required to change your own email or password",
+            ));
+        };
+        let email = get(pool, id).await?.email;
+        if authenticate(pool, email, current).await?.is_none() {
+            return Err(ApiError::Forbidden("The current password is wrong."));
+        }
     }
     let password_hash = match patch.password {
         Some(password) => Some(crate::password::hash(password).await?),
@@ -356,15 +423,51 @@ pub async fn delete(pool: &MySqlPool, id: u64) -> ApiResult<()> {
     db::transaction(pool, |tx| Box::pin(delete_in(tx, id))).await
 }
 
+/// Follows the lock order of [`crate::stock`]: the user row, then every order of theirs
+/// (so a concurrent cancel, deletion, payment or expiry of one of them has either
+/// committed, and is seen, or waits until this has), then the products in id order.
 async fn delete_in(tx: &mut Tx<'static>, id: u64) -> ApiResult<()> {
-    let exists = sqlx::query_scalar!("SELECT id FROM users WHERE id = ? FOR UPDATE", id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    if exists.is_none() {
+    if !stock::lock_user_exclusive(tx, id).await? {
         return Err(ApiError::NotFound("user"));
     }
-    crate::stock::release_pending_orders_of_user(tx, id).await?;
-    crate::reviews::forget_ratings_of_user(tx, id).await?;
+    let holding: Vec<u64> = sqlx::query!(
+        r#"SELECT id, status AS "status: Status" FROM orders WHERE user_id = ? ORDER BY id FOR UPDATE"#,
+        id
+    )
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .filter(|order| order.status == Status::Pending)
+    .map(|order| order.id)
+    .collect();
+    let held = stock::held_by(tx, &holding).await?;
+    let ratings = crate::reviews::ratings_of_user(tx, id).await?;
+
+    // One pass over the products in id order for both the stock and the ratings.
+    let mut products: BTreeMap<u64, (u64, u32, u32)> = BTreeMap::new();
+    for (product_id, quantity) in held.iter() {
+        products.entry(product_id).or_default().0 = quantity;
+    }
+    for (product_id, rating) in ratings {
+        let entry = products.entry(product_id).or_default();
+        entry.1 += 1;
+        entry.2 += u32::from(rating);
+    }
+    for (product_id, (quantity, reviews, rating_sum)) in products {
+        sqlx::query!(
+            "UPDATE products SET stock = stock + ?,
+                    review_count = review_count - ?, rating_sum = rating_sum - ?,
+                    updated_at = IF(? > 0, CURRENT_TIMESTAMP(6), updated_at)
+             WHERE id = ?",
+            quantity,
+            reviews,
+            rating_sum,
+            quantity,
+            product_id
+        )
+        .execute(&mut **tx)
+        .await?;
+    }
     sqlx::query!("DELETE FROM users WHERE id = ?", id)
         .execute(&mut **tx)
         .await?;

@@ -79,6 +79,7 @@ async fn checkout(
     caller.require_self_or_admin(user_id.0)?;
     let user_id = user_id.0;
     orders::require_existing_user(&state.pool, user_id).await?;
+    let hold = state.order_hold;
     let stored = idempotency::run_once(
         &state.pool,
         caller.id,
@@ -87,7 +88,7 @@ async fn checkout(
         &(user_id, input),
         move |tx| {
             Box::pin(async move {
-                let id = cart::checkout_in(tx, user_id).await?;
+                let id = cart::checkout_in(tx, user_id, hold).await?;
                 Ok(Created {
                     location: format!("/orders/{id}"),
                     body: orders::get(tx, id).await?,

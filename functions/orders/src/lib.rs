@@ -36,6 +36,7 @@ async fn create(
         orders::require_user(&state.pool, user_id).await?;
     }
     let lines = orders::merge(&input.items);
+    let hold = state.order_hold;
     let stored = idempotency::run_once(
         &state.pool,
         caller.id,
@@ -45,7 +46,7 @@ async fn create(
         move |tx| {
             let lines = lines.clone();
             Box::pin(async move {
-                let id = orders::create_in(tx, user_id, &lines).await?;
+                let id = orders::create_in(tx, user_id, &lines, hold).await?;
                 Ok(Created {
                     location: format!("/orders/{id}"),
                     body: orders::get(tx, id).await?,

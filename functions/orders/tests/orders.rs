@@ -834,3 +834,130 @@ async fn orders_through_lambda_events(pool: MySqlPool) {
     assert_eq!(listed["statusCode"], 200);
     assert_eq!(lambda_body(&listed)["items"][0]["id"], id);
 }
+
+fn rfc3339(value: &Value) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(value.as_str().expect("a timestamp"))
+        .expect("RFC 3339")
+        .to_utc()
+}
+
+#[sqlx::test(migrator = "shared::MIGRATOR")]
+async fn a_pending_order_holds_its_stock_until_its_hold_runs_out(pool: MySqlPool) {
+    let mut state = shared::test_support::state(pool);
+    state.order_hold = std::time::Duration::from_secs(5);
+    let app = TestApp::with_state(state, orders::router);
+    let ada = app.customer().await;
+    let mug = app.product("Mug", "4", 10).await;
+
+    let placed = order(&app, &ada, json!([{"product_id": mug, "quantity": 4}])).await;
+    let id = placed["id"].as_u64().unwrap();
+    let hold = rfc3339(&placed["expires_at"]) - rfc3339(&placed["created_at"]);
+    assert_eq!(hold.num_seconds(), 5, "ORDER_HOLD_SECONDS after creation");
+    assert_eq!(app.stock(mug).await, 6);
+
+    // Its time passes: the next read finds it cancelled by the system, stock back.
+    app.expire(id).await;
+    let seen = app
+        .get(&format!("/orders/{id}"))
+        .token(&ada.token)
+        .send()
+        .await
+        .expect(200)
+        .clone();
+    assert_eq!(seen["status"], "cancelled");
+    assert_eq!(seen["expires_at"], Value::Null);
+    assert_eq!(app.stock(mug).await, 10);
+
+    // Listings settle first too, so a status filter never returns an expired order.
+    let other = order(&app, &ada, json!([{"product_id": mug, "quantity": 1}])).await;
+    app.expire(other["id"].as_u64().unwrap()).await;
+    let pending = app
+        .get(&format!("/users/{}/orders?status=pending", ada.id))
+        .token(&ada.token)
+        .send()
+        .await
+        .expect(200)
+        .clone();
+    assert_eq!(pending["items"], json!([]));
+    let all = app
+        .get(&format!("/users/{}/orders", ada.id))
+        .token(&ada.token)
+        .send()
+        .await
+        .expect(200)
+        .clone();
+    let statuses: Vec<&str> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["cancelled", "cancelled"]);
+    assert_eq!(app.stock(mug).await, 10);
+}
+
+#[sqlx::test(migrator = "shared::MIGRATOR")]
+async fn an_expired_order_cannot_be_moved_but_can_be_cancelled_or_deleted(pool: MySqlPool) {
+    let app = app(pool);
+    let ada = app.customer().await;
+    let admin = app.admin().await;
+    let mug = app.product("Mug", "4", 10).await;
+
+    let first = order(&app, &ada, json!([{"product_id": mug, "quantity": 2}])).await;
+    let id = first["id"].as_u64().unwrap();
+    app.expire(id).await;
+    // The customer's cancel finds it already cancelled by the system: a no-op 200.
+    let cancelled = app
+        .put(&format!("/orders/{id}"))
+        .token(&ada.token)
+        .json(json!({"status": "cancelled"}))
+        .send()
+        .await;
+    assert_eq!(cancelled.expect(200)["status"], "cancelled");
+    assert_eq!(app.stock(mug).await, 10, "returned once, not twice");
+
+    let second = order(&app, &ada, json!([{"product_id": mug, "quantity": 3}])).await;
+    let id = second["id"].as_u64().unwrap();
+    app.expire(id).await;
+    // An admin cannot move it on: it is cancelled now.
+    let moved = app
+        .put(&format!("/orders/{id}"))
+        .token(&admin.token)
+        .json(json!({"status": "processing"}))
+        .send()
+        .await;
+    assert_eq!(
+        moved.problem(409)["type"],
+        "/problems/invalid-status-transition"
+    );
+    assert_eq!(app.stock(mug).await, 10);
+    app.delete(&format!("/orders/{id}"))
+        .token(&ada.token)
+        .send()
+        .await
+        .expect(204);
+    assert_eq!(app.stock(mug).await, 10);
+}
+
+#[sqlx::test(migrator = "shared::MIGRATOR")]
+async fn only_pending_orders_show_a_hold(pool: MySqlPool) {
+    let app = app(pool);
+    let ada = app.customer().await;
+    let mug = app.product("Mug", "4", 10).await;
+    let placed = order(&app, &ada, json!([{"product_id": mug, "quantity": 1}])).await;
+    assert!(placed["expires_at"].is_string());
+    let id = placed["id"].as_u64().unwrap();
+    set_status(&app, id, "paid").await;
+    // A paid order's deadline has passed: it is sold, nothing expires.
+    app.expire(id).await;
+    let seen = app
+        .get(&format!("/orders/{id}"))
+        .token(&ada.token)
+        .send()
+        .await
+        .expect(200)
+        .clone();
+    assert_eq!(seen["status"], "paid");
+    assert_eq!(seen["expires_at"], Value::Null);
+    assert_eq!(app.stock(mug).await, 9);
+}

@@ -30,6 +30,8 @@ async fn create(
     key: IdempotencyKey,
     Json(input): Json<NewPayment>,
 ) -> ApiResult<Response> {
+    // An order whose stock hold has run out is cancelled before anything is paid on it.
+    shared::orders::settle(&state.pool, input.order_id).await?;
     let request = input.clone();
     let stored = idempotency::run_once(
         &state.pool,

@@ -12,7 +12,7 @@ fn app(pool: MySqlPool) -> TestApp {
 
 /// A pending order of `user` with the given total.
 async fn order(app: &TestApp, user: &TestUser, total: &str) -> u64 {
-    sqlx::query("INSERT INTO orders (user_id, total) VALUES (?, ?)")
+    sqlx::query("INSERT INTO orders (user_id, total, expires_at) VALUES (?, ?, UTC_TIMESTAMP(6) + INTERVAL 1 HOUR)")
         .bind(user.id)
         .bind(total)
         .execute(app.pool())
@@ -124,6 +124,19 @@ async fn bad_payments_are_refused_and_change_nothing(pool: MySqlPool) {
         (body(json!(1e308), "card"), "amount"),
         (body(json!(100000000), "card"), "amount"),
         (body(json!(1), "cash"), "method"),
+        (json!({"order_id": id, "amount": 1, "method": 1}), "method"),
+        (
+            json!({"order_id": id, "amount": 1, "method": null}),
+            "method",
+        ),
+        (
+            json!({"order_id": id, "amount": 1, "method": ["card"]}),
+            "method",
+        ),
+        (
+            json!({"order_id": id, "amount": 1, "method": {"card": {}}}),
+            "method",
+        ),
         (json!({"order_id": id, "method": "card"}), "amount"),
         (
             json!({"order_id": 0, "amount": 1, "method": "card"}),

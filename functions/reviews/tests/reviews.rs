@@ -36,7 +36,7 @@ async fn review(app: &TestApp, user: &TestUser, product_id: u64, rating: u8) -> 
 
 /// An order of `user` containing `product_id`, in `status`.
 async fn bought(app: &TestApp, user: &TestUser, product_id: u64, status: &str) {
-    let order = sqlx::query("INSERT INTO orders (user_id, status, total) VALUES (?, ?, 4)")
+    let order = sqlx::query("INSERT INTO orders (user_id, status, total, expires_at) VALUES (?, ?, 4, UTC_TIMESTAMP(6) + INTERVAL 1 HOUR)")
         .bind(user.id)
         .bind(status)
         .execute(app.pool())

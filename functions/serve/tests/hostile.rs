@@ -22,7 +22,7 @@ async fn world(pool: MySqlPool) -> World {
         .await
         .unwrap()
         .last_insert_id();
-    let order = sqlx::query("INSERT INTO orders (user_id, total) VALUES (?, 4)")
+    let order = sqlx::query("INSERT INTO orders (user_id, total, expires_at) VALUES (?, 4, UTC_TIMESTAMP(6) + INTERVAL 1 HOUR)")
         .bind(customer.id)
         .execute(app.pool())
         .await

@@ -57,7 +57,7 @@ async fn update(
 ) -> ApiResult<axum::Json<User>> {
     caller.require_self_or_admin(id.0)?;
     Ok(axum::Json(
-        users::update(&state.pool, id.0, patch, caller.is_admin()).await?,
+        users::update(&state.pool, caller, id.0, patch).await?,
     ))
 }
 

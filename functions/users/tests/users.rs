@@ -87,7 +87,7 @@ async fn duplicate_emails_conflict_in_any_case(pool: MySqlPool) {
     let bob_token = token(&app, "bob@example.com", "password-3").await;
     app.put(&format!("/users/{}", bob["id"]))
         .token(&bob_token)
-        .json(json!({"email": "Ada@Example.com"}))
+        .json(json!({"email": "Ada@Example.com", "current_password": "password-3"}))
         .send()
         .await
         .problem(409);
@@ -424,7 +424,7 @@ async fn profiles_are_for_their_owner_or_an_admin(pool: MySqlPool) {
     let ada_token = token(&app, "ada@example.com", "password-a").await;
     let admin = app.admin().await;
 
-    sqlx::query("INSERT INTO orders (user_id, status, total, created_at) VALUES (?, 'pending', 10.50, '2026-01-01'), (?, 'paid', 3.00, '2026-02-01')")
+    sqlx::query("INSERT INTO orders (user_id, status, total, created_at, expires_at) VALUES (?, 'pending', 10.50, '2026-01-01', UTC_TIMESTAMP(6) + INTERVAL 1 HOUR), (?, 'paid', 3.00, '2026-02-01', '2026-02-01')")
         .bind(ada["id"].as_u64())
         .bind(ada["id"].as_u64())
         .execute(app.pool())
@@ -485,7 +485,7 @@ async fn updates_follow_the_rules_and_a_new_password_revokes_old_tokens(pool: My
     let renamed = app
         .put(&uri)
         .token(&old_token)
-        .json(json!({"name": "Ada L.", "email": " ADA.L@Example.com"}))
+        .json(json!({"name": "Ada L.", "email": " ADA.L@Example.com", "current_password": "password-a"}))
         .send()
         .await;
     assert_eq!(renamed.expect(200)["name"], "Ada L.");
@@ -518,7 +518,7 @@ async fn updates_follow_the_rules_and_a_new_password_revokes_old_tokens(pool: My
 
     app.put(&uri)
         .token(&old_token)
-        .json(json!({"password": "password-new"}))
+        .json(json!({"password": "password-new", "current_password": "password-a"}))
         .send()
         .await
         .expect(200);
@@ -564,14 +564,14 @@ async fn deleting_a_user_removes_everything_theirs_and_returns_held_stock(pool: 
         .last_insert_id();
     // Ada holds 4 mugs in a pending order and 2 in a paid one (those are sold: no return).
     let pending =
-        sqlx::query("INSERT INTO orders (user_id, status, total) VALUES (?, 'pending', 20)")
+        sqlx::query("INSERT INTO orders (user_id, status, total, expires_at) VALUES (?, 'pending', 20, UTC_TIMESTAMP(6) + INTERVAL 1 HOUR)")
             .bind(ada_id)
             .execute(db)
             .await
             .unwrap()
             .last_insert_id();
     let paid = sqlx::query(
-        "INSERT INTO orders (user_id, status, total, amount_paid) VALUES (?, 'paid', 10, 10)",
+        "INSERT INTO orders (user_id, status, total, amount_paid, expires_at) VALUES (?, 'paid', 10, 10, UTC_TIMESTAMP(6) + INTERVAL 1 HOUR)",
     )
     .bind(ada_id)
     .execute(db)
@@ -753,5 +753,188 @@ async fn parallel_logins_with_the_right_password_are_never_throttled(pool: MySql
         .collect();
     for attempt in attempts {
         assert_eq!(attempt.await.unwrap(), 200);
+    }
+}
+
+async fn stored(app: &TestApp, id: &Value) -> (String, String, u32) {
+    sqlx::query_as(
+        "SELECT CAST(email AS CHAR), password_hash, token_version FROM users WHERE id = ?",
+    )
+    .bind(id.as_u64().unwrap())
+    .fetch_one(app.pool())
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrator = "shared::MIGRATOR")]
+async fn changing_ones_own_email_or_password_takes_the_current_password(pool: MySqlPool) {
+    let app = app(pool);
+    let ada = register(&app, "ada@example.com", "password-a").await;
+    let uri = format!("/users/{}", ada["id"]);
+    let ada_token = token(&app, "ada@example.com", "password-a").await;
+    let before = stored(&app, &ada["id"]).await;
+
+    // Missing: 400 naming it, and nothing changes.
+    for body in [
+        json!({"email": "ada2@example.com"}),
+        json!({"password": "password-b"}),
+    ] {
+        app.put(&uri)
+            .token(&ada_token)
+            .json(body)
+            .send()
+            .await
+            .invalid_field("current_password");
+    }
+    assert_eq!(stored(&app, &ada["id"]).await, before);
+
+    // Wrong: 403, nothing changes, and it counts as a failed login for the account.
+    let wrong = app
+        .put(&uri)
+        .token(&ada_token)
+        .json(json!({"email": "ada2@example.com", "current_password": "guess-1"}))
+        .send()
+        .await;
+    wrong.problem(403);
+    assert_eq!(stored(&app, &ada["id"]).await, before);
+    let failures: u32 =
+        sqlx::query_scalar("SELECT failures FROM login_throttle WHERE email = 'ada@example.com'")
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    assert_eq!(failures, 1);
+
+    // A name alone needs no password.
+    app.put(&uri)
+        .token(&ada_token)
+        .json(json!({"name": "Ada L."}))
+        .send()
+        .await
+        .expect(200);
+
+    // Right: the change is made.
+    let changed = app
+        .put(&uri)
+        .token(&ada_token)
+        .json(json!({"email": "ada2@example.com", "current_password": "password-a"}))
+        .send()
+        .await;
+    assert_eq!(changed.expect(200)["email"], "ada2@example.com");
+
+    // Four more wrong guesses (one per request, as a thief would) and the account is
+    // throttled like its login: even the right password now gets 429.
+    for i in 0..5 {
+        app.put(&uri)
+            .token(&ada_token)
+            .json(json!({"password": "password-x", "current_password": format!("guess-{i}")}))
+            .send()
+            .await
+            .problem(403);
+    }
+    let throttled = app
+        .put(&uri)
+        .token(&ada_token)
+        .json(json!({"password": "password-x", "current_password": "password-a"}))
+        .send()
+        .await;
+    throttled.problem(429);
+    assert!(throttled.header("retry-after").is_some());
+    login(&app, "ada2@example.com", "password-a")
+        .await
+        .problem(429);
+    let after = stored(&app, &ada["id"]).await;
+    assert_eq!(after.1, before.1, "the password is unchanged");
+}
+
+#[sqlx::test(migrator = "shared::MIGRATOR")]
+async fn admins_need_their_own_password_only_for_their_own_account(pool: MySqlPool) {
+    let app = app(pool);
+    let ada = register(&app, "ada@example.com", "password-a").await;
+    let admin_email = "boss@example.com";
+    register(&app, admin_email, "password-boss").await;
+    sqlx::query("UPDATE users SET role = 'admin' WHERE email = ?")
+        .bind(admin_email)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    let admin = login(&app, admin_email, "password-boss")
+        .await
+        .expect(200)
+        .clone();
+    let admin_token = admin["access_token"].as_str().unwrap();
+
+    // Another user's email and password: no password of theirs or the admin's needed.
+    let changed = app
+        .put(&format!("/users/{}", ada["id"]))
+        .token(admin_token)
+        .json(json!({"email": "ada.new@example.com", "password": "password-reset"}))
+        .send()
+        .await;
+    assert_eq!(changed.expect(200)["email"], "ada.new@example.com");
+    token(&app, "ada.new@example.com", "password-reset").await;
+
+    // Their own: the same rule as everyone.
+    let own = format!("/users/{}", admin["user"]["id"]);
+    app.put(&own)
+        .token(admin_token)
+        .json(json!({"password": "password-boss-2"}))
+        .send()
+        .await
+        .invalid_field("current_password");
+    app.put(&own)
+        .token(admin_token)
+        .json(json!({"password": "password-boss-2", "current_password": "password-boss"}))
+        .send()
+        .await
+        .expect(200);
+}
+
+#[sqlx::test(migrator = "shared::MIGRATOR")]
+async fn email_lengths_are_checked_after_lower_casing(pool: MySqlPool) {
+    let app = app(pool);
+    // "İ" is one character that lower-cases to two ("i̇"): 254 of them fit before
+    // normalising and not after.
+    let long = "İ".repeat(254);
+    let at_login = app
+        .post("/users/login")
+        .json(json!({"email": long, "password": "whatever-123"}))
+        .send()
+        .await;
+    at_login.invalid_field("email");
+    let at_register = app
+        .post("/users/register")
+        .json(json!({"name": "Ada", "email": format!("{}@example.com", "İ".repeat(120)), "password": "password-a"}))
+        .send()
+        .await;
+    at_register.invalid_field("email");
+    assert_eq!(app.count("users").await, 0);
+    assert_eq!(app.count("login_throttle").await, 0);
+    // Within the limit once lower-cased, an unknown email is a plain 401.
+    login(
+        &app,
+        &format!("{}@example.com", "İ".repeat(100)),
+        "whatever-123",
+    )
+    .await
+    .problem(401);
+}
+
+#[sqlx::test(migrator = "shared::MIGRATOR")]
+async fn a_wrongly_typed_role_names_the_field(pool: MySqlPool) {
+    let app = app(pool);
+    let admin = app.admin().await;
+    let ada = register(&app, "ada@example.com", "password-a").await;
+    for role in [
+        json!(1),
+        json!(true),
+        json!(["admin"]),
+        json!({"role": "admin"}),
+    ] {
+        app.put(&format!("/users/{}", ada["id"]))
+            .token(&admin.token)
+            .json(json!({"role": role}))
+            .send()
+            .await
+            .invalid_field("role");
     }
 }

@@ -284,7 +284,13 @@ async fn floor(state: AppState, f: Fixture, scenario: &'static str) {
             shared::db::transaction(&state.pool, |tx| {
                 let lines = lines.clone();
                 Box::pin(async move {
-                    let id = shared::orders::create_in(tx, f.user_id, &lines).await?;
+                    let id = shared::orders::create_in(
+                        tx,
+                        f.user_id,
+                        &lines,
+                        shared::config::DEFAULT_ORDER_HOLD,
+                    )
+                    .await?;
                     shared::orders::get(tx, id).await
                 })
             })
@@ -406,6 +412,7 @@ fn bench_state(url: &str) -> AppState {
         },
         jwt_secret: Secret::new(JWT_SECRET),
         token_ttl: Duration::from_secs(3600),
+        order_hold: shared::config::DEFAULT_ORDER_HOLD,
     };
     AppState::new(&config)
 }
@@ -443,7 +450,7 @@ async fn prepare_database(url: &str) -> MySqlPool {
     .await
     .unwrap()
     .last_insert_id();
-    let order = sqlx::query("INSERT INTO orders (user_id, total) VALUES (?, 1)")
+    let order = sqlx::query("INSERT INTO orders (user_id, total, expires_at) VALUES (?, 1, UTC_TIMESTAMP(6) + INTERVAL 1 HOUR)")
         .bind(user)
         .execute(&pool)
         .await

@@ -1,0 +1,47 @@
+//! The `sweep` function: run every minute by a schedule (EventBridge on AWS, a timer under
+//! `make run`). It settles pending orders whose stock hold has run out and deletes stale
+//! idempotency and login-throttle records; see `shared::housekeeping`.
+//!
+//! Any event starts a sweep: the schedule's payload carries nothing the sweep needs.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lambda_runtime::LambdaEvent;
+use serde_json::Value;
+use shared::housekeeping::{self, Report};
+use sqlx::MySqlPool;
+
+pub use lambda_runtime::Error;
+
+/// Kept back from the invocation's deadline so the report is returned before Lambda stops
+/// the instance.
+const RESERVE: Duration = Duration::from_secs(5);
+/// For a deadline that has already passed, which only an emulator sends.
+const EMULATOR_BUDGET: Duration = Duration::from_secs(50);
+
+/// Runs one sweep within the invocation's time.
+pub async fn handle(pool: &MySqlPool, event: LambdaEvent<Value>) -> Result<Report, Error> {
+    let budget = budget(event.context.deadline);
+    let report = housekeeping::sweep(pool, budget)
+        .await
+        .map_err(|e| format!("sweep failed: {e}"))?;
+    tracing::info!(
+        expired_orders = report.expired_orders,
+        idempotency_keys_deleted = report.idempotency_keys_deleted,
+        throttle_rows_deleted = report.throttle_rows_deleted,
+        incomplete = report.incomplete,
+        "sweep done"
+    );
+    Ok(report)
+}
+
+/// How long the sweep may run: Lambda gives the deadline in milliseconds since the epoch.
+fn budget(deadline_ms: u64) -> Duration {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    match Duration::from_millis(deadline_ms).checked_sub(now) {
+        Some(left) => left.saturating_sub(RESERVE),
+        None => EMULATOR_BUDGET,
+    }
+}

@@ -1,0 +1,241 @@
+//! The scheduled sweep against a real database, invoked with the event EventBridge sends.
+
+use std::time::Duration;
+
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::{Value, json};
+use shared::housekeeping::Report;
+use shared::test_support::{expire_order, in_parallel, insert_user, state};
+use shared::users::Role;
+use sqlx::MySqlPool;
+
+/// What EventBridge delivers for a `rate(1 minute)` schedule.
+fn scheduled_event() -> LambdaEvent<Value> {
+    let payload = json!({
+        "version": "0",
+        "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2026-11-30T12:00:00Z",
+        "region": "eu-west-1",
+        "resources": ["arn:aws:events:eu-west-1:123456789012:rule/shop-api-Sweep"],
+        "detail": {}
+    });
+    let mut context = Context::default();
+    // A minute from now, as Lambda would set it for the function's timeout.
+    context.deadline = (std::time::SystemTime::now() + Duration::from_secs(60))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    LambdaEvent::new(payload, context)
+}
+
+async fn product(pool: &MySqlPool, stock: u32) -> u64 {
+    sqlx::query("INSERT INTO products (name, price, stock) VALUES ('Mug', 5, ?)")
+        .bind(stock)
+        .execute(pool)
+        .await
+        .unwrap()
+        .last_insert_id()
+}
+
+/// A pending order placed through the domain code, so that it takes its stock as any order.
+async fn order(pool: &MySqlPool, user: u64, lines: &[(u64, u32)]) -> u64 {
+    let lines = lines.to_vec();
+    shared::db::transaction(pool, move |tx| {
+        let lines = lines.clone();
+        Box::pin(async move {
+            shared::orders::create_in(tx, user, &lines, Duration::from_secs(1800)).await
+        })
+    })
+    .await
+    .unwrap()
+}
+
+async fn stock(pool: &MySqlPool, product: u64) -> u32 {
+    sqlx::query_scalar("SELECT stock FROM products WHERE id = ?")
+        .bind(product)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn status(pool: &MySqlPool, order: u64) -> (String, String) {
+    sqlx::query_as(
+        "SELECT CAST(status AS CHAR), CAST(amount_paid AS CHAR) FROM orders WHERE id = ?",
+    )
+    .bind(order)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+async fn count(pool: &MySqlPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+}
+
+#[sqlx::test(migrator = "shared::MIGRATOR")]
+async fn the_sweep_settles_expired_holds_and_nothing_else(pool: MySqlPool) {
+    let user = insert_user(&state(pool.clone()), Role::Customer).await.id;
+    let (a, b) = (product(&pool, 100).await, product(&pool, 50).await);
+
+    let expired = order(&pool, user, &[(a, 3), (b, 2)]).await;
+    let fresh = order(&pool, user, &[(a, 1)]).await;
+    let paid = order(&pool, user, &[(a, 4)]).await;
+    let part_paid = order(&pool, user, &[(a, 2)]).await;
+    sqlx::query("UPDATE orders SET status = 'paid', amount_paid = total WHERE id = ?")
+        .bind(paid)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO payments (order_id, amount, method) VALUES (?, 4, 'card')")
+        .bind(part_paid)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE orders SET amount_paid = 4 WHERE id = ?")
+        .bind(part_paid)
+        .execute(&pool)
+        .await
+        .unwrap();
+    for id in [expired, paid, part_paid] {
+        expire_order(&pool, id).await;
+    }
+    assert_eq!(stock(&pool, a).await, 90);
+    assert_eq!(stock(&pool, b).await, 48);
+
+    let report = sweep::handle(&pool, scheduled_event()).await.unwrap();
+    assert_eq!(report.expired_orders, 2, "{report:?}");
+    assert!(!report.incomplete);
+    assert_eq!(stock(&pool, a).await, 95, "3 + 2 units back");
+    assert_eq!(stock(&pool, b).await, 50);
+    assert_eq!(
+        status(&pool, expired).await,
+        ("cancelled".into(), "0.00".into())
+    );
+    assert_eq!(
+        status(&pool, part_paid).await,
+        ("cancelled".into(), "0.00".into())
+    );
+    assert_eq!(status(&pool, fresh).await.0, "pending");
+    assert_eq!(
+        status(&pool, paid).await.0,
+        "paid",
+        "a paid order has no hold"
+    );
+    let refunded = count(
+        &pool,
+        "SELECT COUNT(*) FROM payments WHERE status = 'refunded'",
+    )
+    .await;
+    assert_eq!(
+        refunded, 1,
+        "the payment on the expired order is refunded, not lost"
+    );
+
+    // Nothing left to do: a second sweep changes nothing.
+    let again = sweep::handle(&pool, scheduled_event()).await.unwrap();
+    assert_eq!(again, Report::default());
+    assert_eq!(stock(&pool, a).await, 95);
+}
+
+#[sqlx::test(migrator = "shared::MIGRATOR")]
+async fn old_idempotency_records_and_passed_throttle_windows_are_deleted(pool: MySqlPool) {
+    let user = insert_user(&state(pool.clone()), Role::Customer).await.id;
+    // More than two batches of each, so the batching loop is exercised.
+    sqlx::query(
+        "INSERT INTO idempotency_keys (user_id, idempotency_key, route, request_hash, response_status, response_body, created_at)
+         SELECT ?, CONCAT('old-', seq), 'POST /orders', REPEAT('0', 64), 201, '{}', UTC_TIMESTAMP(6) - INTERVAL 25 HOUR
+         FROM seq_1_to_2500",
+    )
+    .bind(user)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO idempotency_keys (user_id, idempotency_key, route, request_hash, response_status, response_body, created_at)
+         SELECT ?, CONCAT('new-', seq), 'POST /orders', REPEAT('0', 64), 201, '{}', UTC_TIMESTAMP(6) - INTERVAL 23 HOUR
+         FROM seq_1_to_10",
+    )
+    .bind(user)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO login_throttle (email, failures, window_started_at)
+         SELECT CONCAT('old-', seq, '@example.com'), 5, UTC_TIMESTAMP(6) - INTERVAL 16 MINUTE FROM seq_1_to_2100",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO login_throttle (email, failures, window_started_at)
+         SELECT CONCAT('new-', seq, '@example.com'), 5, UTC_TIMESTAMP(6) - INTERVAL 14 MINUTE FROM seq_1_to_5",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let report = sweep::handle(&pool, scheduled_event()).await.unwrap();
+    assert_eq!(report.idempotency_keys_deleted, 2500, "{report:?}");
+    assert_eq!(report.throttle_rows_deleted, 2100, "{report:?}");
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT COUNT(*) FROM idempotency_keys WHERE idempotency_key LIKE 'new-%'"
+        )
+        .await,
+        10,
+        "records younger than 24 hours stay"
+    );
+    assert_eq!(
+        count(&pool, "SELECT COUNT(*) FROM idempotency_keys").await,
+        10
+    );
+    assert_eq!(
+        count(&pool, "SELECT COUNT(*) FROM login_throttle").await,
+        5,
+        "windows still open stay, so throttling still holds"
+    );
+}
+
+#[sqlx::test(migrator = "shared::MIGRATOR")]
+async fn overlapping_sweeps_settle_each_order_once(pool: MySqlPool) {
+    let user = insert_user(&state(pool.clone()), Role::Customer).await.id;
+    let mug = product(&pool, 2000).await;
+    let mut orders = Vec::new();
+    for _ in 0..700 {
+        orders.push(order(&pool, user, &[(mug, 2)]).await);
+    }
+    sqlx::query("UPDATE orders SET expires_at = UTC_TIMESTAMP(6) - INTERVAL 1 SECOND")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stock(&pool, mug).await, 600);
+
+    let reports = in_parallel(4, |_| {
+        let pool = pool.clone();
+        async move { sweep::handle(&pool, scheduled_event()).await.unwrap() }
+    })
+    .await;
+
+    let settled: u64 = reports.iter().map(|r| r.expired_orders).sum();
+    assert_eq!(
+        settled, 700,
+        "each order settled by exactly one sweep: {reports:?}"
+    );
+    assert_eq!(
+        stock(&pool, mug).await,
+        2000,
+        "every unit back exactly once"
+    );
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT COUNT(*) FROM orders WHERE status = 'cancelled'"
+        )
+        .await,
+        700
+    );
+}
