@@ -12,20 +12,27 @@ CHECK_DATABASE_URL ?= $(DB_SERVER)/shop_sqlx_check
 LOCAL_JWT_SECRET ?= local-development-signing-key-do-not-deploy
 ADMIN_EMAIL ?= admin@shop.local
 ADMIN_PASSWORD ?= admin-password-123
+# Local servers listen on loopback only: the local signing key and admin password are
+# published. HOST=0.0.0.0 offers them to the network.
+HOST ?= 127.0.0.1
 PORT ?= 9000
 SERVE_PORT ?= 8080
 CONCURRENCY ?= 4
+# How long a pending order holds its stock, and how often the local sweep runs.
+ORDER_HOLD_SECONDS ?= 1800
+SWEEP_EVERY_SECONDS ?= 60
 
 export SQLX_OFFLINE := true
 
 STACK ?= shop-api
 # The crates deployed as Lambda functions (template.yaml), migrate included.
-FUNCTIONS := products categories users cart orders payments reviews migrate
+FUNCTIONS := products categories users cart orders payments reviews migrate sweep
 
-.PHONY: help run serve db test lint sqlx-check admin prepare bench template-check package deploy deployed-admin
+.PHONY: help run serve db reset test lint sqlx-check admin prepare bench template-check package deploy deployed-admin
 help:
-	@echo "make run    - serve the whole API on http://127.0.0.1:$(PORT) (database, migrations, sample data)"
+	@echo "make run    - serve the whole API on http://$(HOST):$(PORT) (database, migrations, sample data)"
 	@echo "make test   - formatting, lints, query data, and every test against a real MariaDB"
+	@echo "make reset  - put the local database back to the sample data and the local admin"
 	@echo "make serve  - the same API on one plain HTTP port ($(SERVE_PORT)), without the Lambda emulator"
 	@echo "make bench  - latency, throughput, cold start, size and memory beside their floors (BENCHMARKS.md)"
 	@echo "make admin EMAIL=... PASSWORD=... - create (or promote) an admin in DATABASE_URL"
@@ -38,22 +45,30 @@ db:
 	@DATABASE_URL=$(DATABASE_URL) cargo run -q -p shared --bin shopctl -- seed
 	@DATABASE_URL=$(DATABASE_URL) cargo run -q -p shared --bin shopctl -- admin $(ADMIN_EMAIL) $(ADMIN_PASSWORD) "Local Admin"
 
+## Puts the local database back as a fresh machine has it: sample data and the local admin.
+reset:
+	@.ci/ensure-db
+	@DATABASE_URL=$(DATABASE_URL) cargo run -q -p shared --bin shopctl -- migrate
+	@DATABASE_URL=$(DATABASE_URL) cargo run -q -p shared --bin shopctl -- reset
+	@DATABASE_URL=$(DATABASE_URL) cargo run -q -p shared --bin shopctl -- seed
+	@DATABASE_URL=$(DATABASE_URL) cargo run -q -p shared --bin shopctl -- admin $(ADMIN_EMAIL) $(ADMIN_PASSWORD) "Local Admin"
+
 run: db
 	@.ci/ensure-tools cargo-lambda
 	@# Build every function first so the first request does not wait for a compile.
 	cargo build --workspace --bins
-	@echo
-	@echo "Shop API on http://127.0.0.1:$(PORT)  (admin: $(ADMIN_EMAIL) / $(ADMIN_PASSWORD))"
-	@echo "Try: curl http://127.0.0.1:$(PORT)/products"
-	@echo
-	cargo lambda watch --invoke-address 127.0.0.1 --invoke-port $(PORT) --concurrency $(CONCURRENCY) \
-		--env-var DATABASE_URL=$(DATABASE_URL) --env-var JWT_SECRET=$(LOCAL_JWT_SECRET) \
-		--env-var RUST_LOG=info
+	@echo "Admin: $(ADMIN_EMAIL) / $(ADMIN_PASSWORD)"
+	@HOST=$(HOST) PORT=$(PORT) CONCURRENCY=$(CONCURRENCY) DATABASE_URL=$(DATABASE_URL) \
+		JWT_SECRET=$(LOCAL_JWT_SECRET) ORDER_HOLD_SECONDS=$(ORDER_HOLD_SECONDS) \
+		SWEEP_EVERY_SECONDS=$(SWEEP_EVERY_SECONDS) .ci/local-api
 
 ## The same routers on one plain HTTP port (no Lambda emulation): benchmarks, fuzzing, containers.
+## Built with optimisations; PROFILE=dev builds faster.
+PROFILE ?= release
 serve: db
-	DATABASE_URL=$(DATABASE_URL) JWT_SECRET=$(LOCAL_JWT_SECRET) DB_MAX_CONNECTIONS=16 PORT=$(SERVE_PORT) \
-		cargo run --release -p serve
+	DATABASE_URL=$(DATABASE_URL) JWT_SECRET=$(LOCAL_JWT_SECRET) DB_MAX_CONNECTIONS=16 \
+		ORDER_HOLD_SECONDS=$(ORDER_HOLD_SECONDS) HOST=$(HOST) PORT=$(SERVE_PORT) \
+		cargo run --profile $(PROFILE) -p serve --bin serve
 
 ## Latency, throughput, cold start, size and memory; writes BENCHMARKS.md. Run `make package`
 ## first for the arm64 bootstrap sizes.
@@ -91,6 +106,8 @@ test:
 	DATABASE_URL=$(TEST_DATABASE_URL) .ci/with-moto cargo test --workspace --all-features --no-fail-fast
 	cargo build -q -p serve
 	DATABASE_SERVER=$(DB_SERVER) SERVE_BIN=$${CARGO_TARGET_DIR:-target}/debug/serve .ci/schemathesis
+	@.ci/ensure-tools cargo-lambda
+	DB_SERVER=$(DB_SERVER) .ci/local-run-check
 
 ## The SAM template: SAM's own checks, cfn-lint, and the same routes in template.yaml, the
 ## contract, Cargo.toml's watch router and every function's router.

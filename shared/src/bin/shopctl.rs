@@ -3,6 +3,7 @@
 //! - `shopctl migrate`: create the database if missing and apply the embedded migrations.
 //! - `shopctl admin <email> <password> [name]`: create the first admin (or promote one).
 //! - `shopctl seed`: load sample categories and products once (no-op when products exist).
+//! - `shopctl reset`: empty every table (the schema stays), so that `seed` starts afresh.
 
 use std::process::ExitCode;
 
@@ -70,8 +71,16 @@ async fn run(args: &[String]) -> Result<(), String> {
                 }
             );
         }
+        ["reset"] => {
+            shared::seed::reset(&pool)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("every table emptied");
+        }
         _ => {
-            return Err("usage: shopctl migrate | admin <email> <password> [name] | seed".into());
+            return Err(
+                "usage: shopctl migrate | admin <email> <password> [name] | seed | reset".into(),
+            );
         }
     }
     Ok(())
