@@ -41,17 +41,17 @@ help:
 ## Local database: created, migrated, sample data and admin loaded.
 db:
 	@.ci/ensure-db
-	@DATABASE_URL=$(DATABASE_URL) cargo run -q -p shared --bin shopctl -- migrate
-	@DATABASE_URL=$(DATABASE_URL) cargo run -q -p shared --bin shopctl -- seed
-	@DATABASE_URL=$(DATABASE_URL) cargo run -q -p shared --bin shopctl -- admin $(ADMIN_EMAIL) $(ADMIN_PASSWORD) "Local Admin"
+	@DATABASE_URL=$(DATABASE_URL) cargo run -q -p tools --bin shopctl -- migrate
+	@DATABASE_URL=$(DATABASE_URL) cargo run -q -p tools --bin shopctl -- seed
+	@DATABASE_URL=$(DATABASE_URL) cargo run -q -p tools --bin shopctl -- admin $(ADMIN_EMAIL) $(ADMIN_PASSWORD) "Local Admin"
 
 ## Puts the local database back as a fresh machine has it: sample data and the local admin.
 reset:
 	@.ci/ensure-db
-	@DATABASE_URL=$(DATABASE_URL) cargo run -q -p shared --bin shopctl -- migrate
-	@DATABASE_URL=$(DATABASE_URL) cargo run -q -p shared --bin shopctl -- reset
-	@DATABASE_URL=$(DATABASE_URL) cargo run -q -p shared --bin shopctl -- seed
-	@DATABASE_URL=$(DATABASE_URL) cargo run -q -p shared --bin shopctl -- admin $(ADMIN_EMAIL) $(ADMIN_PASSWORD) "Local Admin"
+	@DATABASE_URL=$(DATABASE_URL) cargo run -q -p tools --bin shopctl -- migrate
+	@DATABASE_URL=$(DATABASE_URL) cargo run -q -p tools --bin shopctl -- reset
+	@DATABASE_URL=$(DATABASE_URL) cargo run -q -p tools --bin shopctl -- seed
+	@DATABASE_URL=$(DATABASE_URL) cargo run -q -p tools --bin shopctl -- admin $(ADMIN_EMAIL) $(ADMIN_PASSWORD) "Local Admin"
 
 run: db
 	@.ci/ensure-tools cargo-lambda
@@ -68,22 +68,26 @@ PROFILE ?= release
 serve: db
 	DATABASE_URL=$(DATABASE_URL) JWT_SECRET=$(LOCAL_JWT_SECRET) DB_MAX_CONNECTIONS=16 \
 		ORDER_HOLD_SECONDS=$(ORDER_HOLD_SECONDS) HOST=$(HOST) PORT=$(SERVE_PORT) \
-		cargo run --profile $(PROFILE) -p serve --bin serve
+		cargo run --profile $(PROFILE) -p tools --bin serve
 
 ## Latency, throughput, cold start, size and memory; writes BENCHMARKS.md. Run `make package`
 ## first for the arm64 bootstrap sizes.
 bench:
 	@.ci/ensure-db
-	cargo build --release -p serve -p products -p categories -p users -p cart -p orders -p payments -p reviews --bins
-	cargo run --release -q -p serve --bin bench
+	cargo build --release -p tools -p products -p categories -p users -p cart -p orders -p payments -p reviews --bins
+	cargo run --release -q -p tools --bin bench
 
 admin:
 	@test -n "$(EMAIL)" -a -n "$(PASSWORD)" || { echo "usage: make admin EMAIL=you@example.com PASSWORD=..."; exit 2; }
-	@DATABASE_URL=$(DATABASE_URL) cargo run -q -p shared --bin shopctl -- admin "$(EMAIL)" "$(PASSWORD)" "$(or $(NAME),Admin)"
+	@DATABASE_URL=$(DATABASE_URL) cargo run -q -p tools --bin shopctl -- admin "$(EMAIL)" "$(PASSWORD)" "$(or $(NAME),Admin)"
 
+## Formatting, clippy, and the layers: no upward dependency, no HTTP in the domain, no
+## import cycle, no production file over 400 lines (the check also proves it catches each).
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --all-features -- -D warnings
+	.ci/check-layers --self-test
+	.ci/check-layers
 
 ## Fails when .sqlx no longer matches the queries in the code (run `make prepare`).
 sqlx-check:
@@ -104,7 +108,7 @@ test:
 	$(MAKE) --no-print-directory sqlx-check
 	$(MAKE) --no-print-directory template-check
 	DATABASE_URL=$(TEST_DATABASE_URL) .ci/with-moto cargo test --workspace --all-features --no-fail-fast
-	cargo build -q -p serve
+	cargo build -q -p tools --bin serve
 	DATABASE_SERVER=$(DB_SERVER) SERVE_BIN=$${CARGO_TARGET_DIR:-target}/debug/serve .ci/schemathesis
 	@.ci/ensure-tools cargo-lambda
 	DB_SERVER=$(DB_SERVER) .ci/local-run-check

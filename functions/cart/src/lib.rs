@@ -3,14 +3,16 @@
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post, put};
-use shared::auth::AuthUser;
-use shared::cart::{self, Cart, Checkout, SetQuantity};
-use shared::extract::{Id, Json, OptionalJson, Path};
-use shared::idempotency::{self, Created, IdempotencyKey};
-use shared::orders;
-use shared::{ApiResult, AppState};
+use domain::cart::{self, Cart, Checkout, SetQuantity};
+use domain::id::Id;
+use domain::users;
+use web::auth::AuthUser;
+use web::error::ApiResult;
+use web::extract::{Json, OptionalJson, Path};
+use web::idempotency::{self, IdempotencyKey};
+use web::state::AppState;
 
 /// This function's routes, for Lambda ([`router`]) or for a host serving several functions.
 pub fn routes() -> Router<AppState> {
@@ -25,12 +27,12 @@ pub fn routes() -> Router<AppState> {
 
 /// The complete router Lambda runs: the routes plus 404/405 problems and the body limit.
 pub fn router(state: AppState) -> Router {
-    shared::http::finish(routes(), state)
+    web::router::finish(routes(), state)
 }
 
 async fn show(
     State(state): State<AppState>,
-    caller: AuthUser,
+    AuthUser(caller): AuthUser,
     Path(user_id): Path<Id>,
 ) -> ApiResult<axum::Json<Cart>> {
     caller.require_self_or_admin(user_id.0)?;
@@ -39,7 +41,7 @@ async fn show(
 
 async fn set_line(
     State(state): State<AppState>,
-    caller: AuthUser,
+    AuthUser(caller): AuthUser,
     Path((user_id, product_id)): Path<(Id, Id)>,
     Json(input): Json<SetQuantity>,
 ) -> ApiResult<axum::Json<Cart>> {
@@ -51,7 +53,7 @@ async fn set_line(
 
 async fn remove_line(
     State(state): State<AppState>,
-    caller: AuthUser,
+    AuthUser(caller): AuthUser,
     Path((user_id, product_id)): Path<(Id, Id)>,
 ) -> ApiResult<StatusCode> {
     caller.require_self_or_admin(user_id.0)?;
@@ -61,7 +63,7 @@ async fn remove_line(
 
 async fn clear(
     State(state): State<AppState>,
-    caller: AuthUser,
+    AuthUser(caller): AuthUser,
     Path(user_id): Path<Id>,
 ) -> ApiResult<StatusCode> {
     caller.require_self_or_admin(user_id.0)?;
@@ -71,31 +73,19 @@ async fn clear(
 
 async fn checkout(
     State(state): State<AppState>,
-    caller: AuthUser,
+    AuthUser(caller): AuthUser,
     key: IdempotencyKey,
     Path(user_id): Path<Id>,
     OptionalJson(input): OptionalJson<Checkout>,
 ) -> ApiResult<Response> {
     caller.require_self_or_admin(user_id.0)?;
     let user_id = user_id.0;
-    orders::require_existing_user(&state.pool, user_id).await?;
+    users::require_existing_user(&state.pool, user_id).await?;
     let hold = state.order_hold;
-    let stored = idempotency::run_once(
-        &state.pool,
-        caller.id,
-        key,
-        "POST /users/{user_id}/cart/checkout",
-        &(user_id, input),
-        move |tx| {
-            Box::pin(async move {
-                let id = cart::checkout_in(tx, user_id, hold).await?;
-                Ok(Created {
-                    location: format!("/orders/{id}"),
-                    body: orders::get(tx, id).await?,
-                })
-            })
-        },
-    )
-    .await?;
-    Ok(stored.into_response())
+    let route = "POST /users/{user_id}/cart/checkout";
+    let request = (user_id, input);
+    idempotency::create_once(&state.pool, caller.id, key, route, &request, move |tx| {
+        Box::pin(async move { Ok(cart::checkout(tx, user_id, hold).await?) })
+    })
+    .await
 }

@@ -2,7 +2,7 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::http::init_tracing();
-    let state = shared::AppState::from_env().await?;
-    shared::http::run_lambda(cart::router(state)).await
+    web::lambda::init_tracing();
+    let state = web::state::AppState::from_env().await?;
+    web::lambda::run_lambda(cart::router(state)).await
 }

@@ -1,8 +1,8 @@
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use shared::test_support::{TestApp, http_api_event, in_parallel, invoke_lambda, lambda_body};
 use sqlx::MySqlPool;
+use testkit::{TestApp, http_api_event, in_parallel, invoke_lambda, lambda_body};
 
 fn app(pool: MySqlPool) -> TestApp {
     TestApp::new(pool, cart::router)
@@ -15,7 +15,7 @@ async fn cart_rows(app: &TestApp) -> i64 {
         .unwrap()
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn lines_are_set_priced_at_current_prices_and_removed(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
@@ -88,7 +88,7 @@ async fn lines_are_set_priced_at_current_prices_and_removed(pool: MySqlPool) {
     app.delete(&base).token(&ada.token).send().await.expect(204);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn bad_lines_are_refused_and_change_nothing(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
@@ -137,7 +137,7 @@ async fn bad_lines_are_refused_and_change_nothing(pool: MySqlPool) {
     assert_eq!(cart_rows(&app).await, 0);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn carts_are_for_their_owner_or_an_admin(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
@@ -183,7 +183,7 @@ async fn carts_are_for_their_owner_or_an_admin(pool: MySqlPool) {
         .problem(404);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn checkout_turns_the_cart_into_an_order_and_empties_it(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
@@ -242,7 +242,7 @@ async fn checkout_turns_the_cart_into_an_order_and_empties_it(pool: MySqlPool) {
         .problem(415);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn checkout_rechecks_stock_that_moved(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
@@ -279,7 +279,7 @@ async fn checkout_rechecks_stock_that_moved(pool: MySqlPool) {
     assert_eq!(orders, 0);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn checkout_is_idempotent_even_in_parallel(pool: MySqlPool) {
     let app = Arc::new(app(pool));
     let ada = Arc::new(app.customer().await);
@@ -319,7 +319,7 @@ async fn checkout_is_idempotent_even_in_parallel(pool: MySqlPool) {
     assert_eq!(orders, 1);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn cart_through_lambda_events(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
@@ -356,7 +356,7 @@ async fn cart_through_lambda_events(pool: MySqlPool) {
     );
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn whole_numbers_written_as_floats_are_quantities(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
@@ -376,7 +376,7 @@ async fn whole_numbers_written_as_floats_are_quantities(pool: MySqlPool) {
         .invalid_field("quantity");
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn a_cart_can_never_total_more_than_money_holds(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;

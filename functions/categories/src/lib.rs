@@ -5,11 +5,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use shared::auth::Admin;
-use shared::categories::{self, Category, CategoryPatch, CategoryQuery, NewCategory};
-use shared::extract::{Id, Json, Path, Query};
-use shared::page::Page;
-use shared::{ApiResult, AppState};
+use domain::categories::{self, Category, CategoryPatch, CategoryQuery, NewCategory};
+use domain::id::Id;
+use domain::page::Page;
+use web::auth::Admin;
+use web::error::ApiResult;
+use web::extract::{Json, Path, Query};
+use web::state::AppState;
 
 /// This function's routes, for Lambda ([`router`]) or for a host serving several functions.
 pub fn routes() -> Router<AppState> {
@@ -23,7 +25,7 @@ pub fn routes() -> Router<AppState> {
 
 /// The complete router Lambda runs: the routes plus 404/405 problems and the body limit.
 pub fn router(state: AppState) -> Router {
-    shared::http::finish(routes(), state)
+    web::router::finish(routes(), state)
 }
 
 async fn list(
@@ -46,7 +48,7 @@ async fn create(
     Json(input): Json<NewCategory>,
 ) -> ApiResult<impl IntoResponse> {
     let category = categories::create(&state.pool, input).await?;
-    Ok(shared::http::created(
+    Ok(web::router::created(
         format!("/categories/{}", category.id),
         category,
     ))

@@ -1,12 +1,12 @@
 use serde_json::{Value, json};
-use shared::test_support::{TestApp, http_api_event, invoke_lambda, lambda_body, rest_api_event};
 use sqlx::MySqlPool;
+use testkit::{TestApp, http_api_event, invoke_lambda, lambda_body, rest_api_event};
 
 fn app(pool: MySqlPool) -> TestApp {
     TestApp::new(pool, categories::router)
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn admin_manages_categories(pool: MySqlPool) {
     let app = app(pool);
     let admin = app.admin().await;
@@ -62,7 +62,7 @@ async fn admin_manages_categories(pool: MySqlPool) {
     assert_eq!(orphans, 2, "products survive their category, uncategorised");
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn duplicate_names_conflict_in_any_case(pool: MySqlPool) {
     let app = app(pool);
     let admin = app.admin().await;
@@ -101,7 +101,7 @@ async fn duplicate_names_conflict_in_any_case(pool: MySqlPool) {
     assert_eq!(names, ["Toys", "Games"]);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn writes_are_for_admins_and_inputs_are_checked(pool: MySqlPool) {
     let app = app(pool);
     let admin = app.admin().await;
@@ -183,7 +183,7 @@ async fn writes_are_for_admins_and_inputs_are_checked(pool: MySqlPool) {
     assert_eq!(count, 0);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn listing_pages_by_name(pool: MySqlPool) {
     let app = app(pool);
     for name in ["d", "B", "a", "C", "e"] {
@@ -232,7 +232,7 @@ async fn listing_pages_by_name(pool: MySqlPool) {
         .invalid_field("limit");
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn lambda_events_of_both_api_kinds(pool: MySqlPool) {
     let app = app(pool);
     let admin = app.admin().await;

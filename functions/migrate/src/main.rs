@@ -5,7 +5,9 @@
 // The runtime's future wraps sqlx's migrator and reqwest's client: deeper than the default.
 #![recursion_limit = "256"]
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use platform::deadline::budget;
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
@@ -23,42 +25,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let database = migrate::ConfiguredPool::default();
     let (http, database) = (&http, &database);
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
-        let budget = budget(event.context.deadline);
+        let budget = budget(event.context.deadline, RESPONSE_RESERVE, EMULATOR_BUDGET);
         migrate::handle(event.payload, database, http, budget).await
     }))
     .await
-}
-
-/// How long the migrations may take: Lambda gives the deadline in milliseconds since the
-/// Unix epoch.
-fn budget(deadline_ms: u64) -> Duration {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    match Duration::from_millis(deadline_ms).checked_sub(now) {
-        Some(left) => left.saturating_sub(RESPONSE_RESERVE),
-        None => EMULATOR_BUDGET,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn in_ms(from_now: Duration) -> u64 {
-        let at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap() + from_now;
-        at.as_millis() as u64
-    }
-
-    #[test]
-    fn the_budget_leaves_time_to_answer() {
-        let budget = budget(in_ms(Duration::from_secs(300)));
-        assert!(budget <= Duration::from_secs(280) && budget > Duration::from_secs(275));
-        assert_eq!(super::budget(in_ms(Duration::from_secs(5))), Duration::ZERO);
-    }
-
-    #[test]
-    fn a_deadline_in_the_past_gets_the_emulator_budget() {
-        assert_eq!(budget(600_000), EMULATOR_BUDGET);
-    }
 }

@@ -19,7 +19,7 @@ async fn user(pool: &MySqlPool, email: &str) -> Option<(u64, String, String, Str
         .unwrap()
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn create_admin_makes_an_admin_who_can_log_in(pool: MySqlPool) {
     let event = json!({"create_admin": {
         "email": "  Owner@Shop.Example ",
@@ -39,13 +39,13 @@ async fn create_admin_makes_an_admin_who_can_log_in(pool: MySqlPool) {
     );
     assert_eq!((name.as_str(), role.as_str()), ("Shop Owner", "admin"));
     assert!(
-        shared::password::verify("correct horse battery".into(), Some(hash))
+        platform::password::verify("correct horse battery".into(), Some(hash))
             .await
             .unwrap()
     );
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn create_admin_promotes_an_existing_account(pool: MySqlPool) {
     let customer_id = sqlx::query(
         "INSERT INTO users (name, email, password_hash) VALUES ('Cus', 'cus@shop.example', 'x')",
@@ -66,7 +66,7 @@ async fn create_admin_promotes_an_existing_account(pool: MySqlPool) {
     assert_eq!((name.as_str(), role.as_str()), ("Cus", "admin"));
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn bad_admin_requests_change_nothing_and_never_echo_the_password(pool: MySqlPool) {
     let password = "s3cret-value-never-shown";
     for admin in [

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use common::{FUNCTION, ResponseEndpoint, STACK_ID, custom_resource_event, http};
 use migrate::Connect;
 use serde_json::{Value, json};
-use shared::test_support::TcpProxy;
 use sqlx::MySqlPool;
+use testkit::TcpProxy;
 
 const BUDGET: Duration = Duration::from_secs(30);
 
@@ -75,7 +75,7 @@ async fn create_applies_the_migrations_and_reports_success(pool: MySqlPool) {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(applied, shared::MIGRATOR.iter().count() as i64);
+    assert_eq!(applied, domain::MIGRATOR.iter().count() as i64);
 }
 
 #[sqlx::test(migrations = false)]
@@ -157,7 +157,7 @@ async fn a_database_that_comes_up_late_is_waited_for(pool: MySqlPool) {
         .next()
         .unwrap();
     let proxy = TcpProxy::start(target).await;
-    let through_proxy = shared::db::pool_with(
+    let through_proxy = platform::db::pool_with(
         (*options).clone().host("127.0.0.1").port(proxy.addr.port()),
         2,
     );

@@ -5,12 +5,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
-use shared::auth::AuthUser;
-use shared::extract::{Id, Json, Path, Query};
-use shared::idempotency::{self, Created, IdempotencyKey};
-use shared::orders::{self, NewOrder, Order, OrderQuery, OrderSummary, StatusChange};
-use shared::page::Page;
-use shared::{ApiResult, AppState};
+use domain::id::Id;
+use domain::orders::{self, NewOrder, Order, OrderQuery, OrderSummary, StatusChange};
+use domain::page::Page;
+use web::auth::AuthUser;
+use web::error::ApiResult;
+use web::extract::{Json, Path, Query};
+use web::idempotency::{self, IdempotencyKey};
+use web::state::AppState;
 
 /// This function's routes, for Lambda ([`router`]) or for a host serving several functions.
 pub fn routes() -> Router<AppState> {
@@ -22,22 +24,19 @@ pub fn routes() -> Router<AppState> {
 
 /// The complete router Lambda runs: the routes plus 404/405 problems and the body limit.
 pub fn router(state: AppState) -> Router {
-    shared::http::finish(routes(), state)
+    web::router::finish(routes(), state)
 }
 
 async fn create(
     State(state): State<AppState>,
-    caller: AuthUser,
+    AuthUser(caller): AuthUser,
     key: IdempotencyKey,
     Json(input): Json<NewOrder>,
 ) -> ApiResult<Response> {
-    let user_id = caller.acting_for(input.user_id)?;
-    if user_id != caller.id {
-        orders::require_user(&state.pool, user_id).await?;
-    }
+    let user_id = caller.acting_for(input.user_id.map(Id::get))?;
     let lines = orders::merge(&input.items);
     let hold = state.order_hold;
-    let stored = idempotency::run_once(
+    idempotency::create_once(
         &state.pool,
         caller.id,
         key,
@@ -45,22 +44,15 @@ async fn create(
         &input,
         move |tx| {
             let lines = lines.clone();
-            Box::pin(async move {
-                let id = orders::create_in(tx, user_id, &lines, hold).await?;
-                Ok(Created {
-                    location: format!("/orders/{id}"),
-                    body: orders::get(tx, id).await?,
-                })
-            })
+            Box::pin(async move { Ok(orders::place(tx, user_id, &lines, hold).await?) })
         },
     )
-    .await?;
-    Ok(axum::response::IntoResponse::into_response(stored))
+    .await
 }
 
 async fn show(
     State(state): State<AppState>,
-    caller: AuthUser,
+    AuthUser(caller): AuthUser,
     Path(id): Path<Id>,
 ) -> ApiResult<axum::Json<Order>> {
     Ok(axum::Json(
@@ -70,7 +62,7 @@ async fn show(
 
 async fn update(
     State(state): State<AppState>,
-    caller: AuthUser,
+    AuthUser(caller): AuthUser,
     Path(id): Path<Id>,
     Json(change): Json<StatusChange>,
 ) -> ApiResult<axum::Json<Order>> {
@@ -81,7 +73,7 @@ async fn update(
 
 async fn remove(
     State(state): State<AppState>,
-    caller: AuthUser,
+    AuthUser(caller): AuthUser,
     Path(id): Path<Id>,
 ) -> ApiResult<StatusCode> {
     orders::delete(&state.pool, caller, id.0).await?;
@@ -90,12 +82,12 @@ async fn remove(
 
 async fn list_for_user(
     State(state): State<AppState>,
-    caller: AuthUser,
+    AuthUser(caller): AuthUser,
     Path(user_id): Path<Id>,
     Query(query): Query<OrderQuery>,
 ) -> ApiResult<axum::Json<Page<OrderSummary>>> {
     caller.require_self_or_admin(user_id.0)?;
-    orders::require_existing_user(&state.pool, user_id.0).await?;
+    domain::users::require_existing_user(&state.pool, user_id.0).await?;
     Ok(axum::Json(
         orders::list_for_user(&state.pool, user_id.0, &query).await?,
     ))

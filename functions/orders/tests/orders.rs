@@ -1,10 +1,10 @@
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use shared::test_support::{
+use sqlx::MySqlPool;
+use testkit::{
     TestApp, TestUser, http_api_event, in_parallel, invoke_lambda, lambda_body, rest_api_event,
 };
-use sqlx::MySqlPool;
 
 fn app(pool: MySqlPool) -> TestApp {
     TestApp::new(pool, orders::router)
@@ -29,7 +29,7 @@ async fn set_status(app: &TestApp, id: u64, status: &str) {
         .unwrap();
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn placing_an_order_takes_stock_and_snapshots_prices(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
@@ -94,7 +94,7 @@ async fn placing_an_order_takes_stock_and_snapshots_prices(pool: MySqlPool) {
     assert_eq!(again["total"], json!(8.9));
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn unknown_products_and_short_stock_change_nothing(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
@@ -134,7 +134,7 @@ async fn unknown_products_and_short_stock_change_nothing(pool: MySqlPool) {
     assert_eq!(app.count("order_items").await, 0);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn order_input_is_checked(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
@@ -214,7 +214,7 @@ async fn order_input_is_checked(pool: MySqlPool) {
         .invalid_field("user_id");
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn orders_are_private_to_their_owner_and_admins(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
@@ -244,7 +244,7 @@ async fn orders_are_private_to_their_owner_and_admins(pool: MySqlPool) {
     assert_eq!(app.stock(mug).await, 4);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn every_allowed_transition_and_a_sample_of_forbidden_ones(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
@@ -346,7 +346,7 @@ async fn every_allowed_transition_and_a_sample_of_forbidden_ones(pool: MySqlPool
         .invalid_field("status");
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn cancelling_returns_stock_and_refunds_payments(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
@@ -409,7 +409,7 @@ async fn cancelling_returns_stock_and_refunds_payments(pool: MySqlPool) {
     assert_eq!(statuses, ["refunded", "refunded"]);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn only_pending_or_cancelled_orders_can_be_deleted(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
@@ -456,7 +456,7 @@ async fn only_pending_or_cancelled_orders_can_be_deleted(pool: MySqlPool) {
     assert_eq!(app.count("orders").await, 1);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn a_users_orders_are_paged_newest_first_and_filtered(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
@@ -554,7 +554,7 @@ async fn a_users_orders_are_paged_newest_first_and_filtered(pool: MySqlPool) {
         .problem(404);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn idempotent_retries_replay_the_first_response(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
@@ -650,7 +650,7 @@ async fn idempotent_retries_replay_the_first_response(pool: MySqlPool) {
     assert_eq!(app.count("orders").await, 3);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn keys_expire_after_a_day(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
@@ -689,7 +689,7 @@ async fn keys_expire_after_a_day(pool: MySqlPool) {
     assert_eq!(app.count("orders").await, 2, "a fresh start after 24 h");
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn fifty_parallel_orders_for_ten_in_stock_sell_exactly_ten(pool: MySqlPool) {
     let app = Arc::new(app(pool));
     let mug = app.product("Mug", "4", 10).await;
@@ -730,7 +730,7 @@ async fn fifty_parallel_orders_for_ten_in_stock_sell_exactly_ten(pool: MySqlPool
     assert_eq!(app.count("orders").await, 10);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn crossing_orders_on_the_same_products_never_deadlock_into_errors(pool: MySqlPool) {
     let app = Arc::new(app(pool));
     let a = app.product("A", "1", 1000).await;
@@ -759,7 +759,7 @@ async fn crossing_orders_on_the_same_products_never_deadlock_into_errors(pool: M
     assert_eq!(app.stock(b).await, 970);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn twenty_parallel_identical_idempotent_requests_make_one_order(pool: MySqlPool) {
     let app = Arc::new(app(pool));
     let mug = app.product("Mug", "4", 100).await;
@@ -791,7 +791,7 @@ async fn twenty_parallel_identical_idempotent_requests_make_one_order(pool: MySq
     assert_eq!(app.stock(mug).await, 99);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn orders_through_lambda_events(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
@@ -841,9 +841,9 @@ fn rfc3339(value: &Value) -> chrono::DateTime<chrono::Utc> {
         .to_utc()
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn a_pending_order_holds_its_stock_until_its_hold_runs_out(pool: MySqlPool) {
-    let mut state = shared::test_support::state(pool);
+    let mut state = testkit::state(pool);
     state.order_hold = std::time::Duration::from_secs(5);
     let app = TestApp::with_state(state, orders::router);
     let ada = app.customer().await;
@@ -896,7 +896,7 @@ async fn a_pending_order_holds_its_stock_until_its_hold_runs_out(pool: MySqlPool
     assert_eq!(app.stock(mug).await, 10);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn an_expired_order_cannot_be_moved_but_can_be_cancelled_or_deleted(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
@@ -939,7 +939,7 @@ async fn an_expired_order_cannot_be_moved_but_can_be_cancelled_or_deleted(pool: 
     assert_eq!(app.stock(mug).await, 10);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn only_pending_orders_show_a_hold(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;

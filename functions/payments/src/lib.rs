@@ -2,14 +2,17 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
-use shared::auth::AuthUser;
-use shared::extract::{Id, Json, Path, Query};
-use shared::idempotency::{self, Created, IdempotencyKey};
-use shared::page::Page;
-use shared::payments::{self, NewPayment, Payment, PaymentQuery};
-use shared::{ApiResult, AppState};
+use domain::id::Id;
+use domain::orders;
+use domain::page::Page;
+use domain::payments::{self, NewPayment, Payment, PaymentQuery};
+use web::auth::AuthUser;
+use web::error::ApiResult;
+use web::extract::{Json, Path, Query};
+use web::idempotency::{self, IdempotencyKey};
+use web::state::AppState;
 
 /// This function's routes, for Lambda ([`router`]) or for a host serving several functions.
 pub fn routes() -> Router<AppState> {
@@ -21,19 +24,19 @@ pub fn routes() -> Router<AppState> {
 
 /// The complete router Lambda runs: the routes plus 404/405 problems and the body limit.
 pub fn router(state: AppState) -> Router {
-    shared::http::finish(routes(), state)
+    web::router::finish(routes(), state)
 }
 
 async fn create(
     State(state): State<AppState>,
-    caller: AuthUser,
+    AuthUser(caller): AuthUser,
     key: IdempotencyKey,
     Json(input): Json<NewPayment>,
 ) -> ApiResult<Response> {
     // An order whose stock hold has run out is cancelled before anything is paid on it.
-    shared::orders::settle(&state.pool, input.order_id).await?;
+    orders::settle(&state.pool, input.order_id.get()).await?;
     let request = input.clone();
-    let stored = idempotency::run_once(
+    idempotency::create_once(
         &state.pool,
         caller.id,
         key,
@@ -41,22 +44,15 @@ async fn create(
         &request,
         move |tx| {
             let input = input.clone();
-            Box::pin(async move {
-                let id = payments::create_in(tx, &caller, &input).await?;
-                Ok(Created {
-                    location: format!("/payments/{id}"),
-                    body: payments::get(tx, id).await?,
-                })
-            })
+            Box::pin(async move { Ok(payments::record(tx, &caller, &input).await?) })
         },
     )
-    .await?;
-    Ok(stored.into_response())
+    .await
 }
 
 async fn show(
     State(state): State<AppState>,
-    caller: AuthUser,
+    AuthUser(caller): AuthUser,
     Path(id): Path<Id>,
 ) -> ApiResult<axum::Json<Payment>> {
     Ok(axum::Json(
@@ -66,7 +62,7 @@ async fn show(
 
 async fn list_for_order(
     State(state): State<AppState>,
-    caller: AuthUser,
+    AuthUser(caller): AuthUser,
     Path(order_id): Path<Id>,
     Query(query): Query<PaymentQuery>,
 ) -> ApiResult<axum::Json<Page<Payment>>> {

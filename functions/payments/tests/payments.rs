@@ -1,10 +1,10 @@
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use shared::test_support::{
+use sqlx::MySqlPool;
+use testkit::{
     TestApp, TestUser, http_api_event, in_parallel, invoke_lambda, lambda_body, rest_api_event,
 };
-use sqlx::MySqlPool;
 
 fn app(pool: MySqlPool) -> TestApp {
     TestApp::new(pool, payments::router)
@@ -36,7 +36,7 @@ async fn pay(
     user: &TestUser,
     order_id: u64,
     amount: Value,
-) -> shared::test_support::TestResponse {
+) -> testkit::TestResponse {
     app.post("/payments")
         .token(&user.token)
         .json(json!({"order_id": order_id, "amount": amount, "method": "card"}))
@@ -44,7 +44,7 @@ async fn pay(
         .await
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn payments_add_up_and_the_last_one_marks_the_order_paid(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
@@ -107,7 +107,7 @@ async fn payments_add_up_and_the_last_one_marks_the_order_paid(pool: MySqlPool) 
     assert_eq!(one.expect(200), &payment);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn bad_payments_are_refused_and_change_nothing(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
@@ -183,7 +183,7 @@ async fn bad_payments_are_refused_and_change_nothing(pool: MySqlPool) {
     );
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn payments_are_visible_to_the_order_owner_and_admins_only(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
@@ -227,7 +227,7 @@ async fn payments_are_visible_to_the_order_owner_and_admins_only(pool: MySqlPool
     assert_eq!(order_state(&app, id).await.0, "paid");
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn twenty_parallel_payments_of_a_third_never_exceed_the_total(pool: MySqlPool) {
     let app = Arc::new(app(pool));
     let ada = Arc::new(app.customer().await);
@@ -257,7 +257,7 @@ async fn twenty_parallel_payments_of_a_third_never_exceed_the_total(pool: MySqlP
     assert_eq!(order_state(&app, id).await, ("paid".into(), "30.00".into()));
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn idempotent_payment_retries_create_one_payment(pool: MySqlPool) {
     let app = Arc::new(app(pool));
     let ada = Arc::new(app.customer().await);
@@ -303,7 +303,7 @@ async fn idempotent_payment_retries_create_one_payment(pool: MySqlPool) {
     assert_eq!(payments, 1);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn payments_through_lambda_events(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;

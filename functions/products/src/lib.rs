@@ -5,11 +5,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use shared::auth::Admin;
-use shared::extract::{Id, Json, Path, Query};
-use shared::page::Page;
-use shared::products::{self, NewProduct, Product, ProductPatch, ProductQuery};
-use shared::{ApiResult, AppState};
+use domain::id::Id;
+use domain::page::Page;
+use domain::products::{self, NewProduct, Product, ProductPatch, ProductQuery};
+use web::auth::Admin;
+use web::error::ApiResult;
+use web::extract::{Json, Path, Query};
+use web::state::AppState;
 
 /// This function's routes, for Lambda ([`router`]) or for a host serving several functions.
 pub fn routes() -> Router<AppState> {
@@ -20,12 +22,12 @@ pub fn routes() -> Router<AppState> {
             get(show).put(update).delete(remove),
         )
         // The API's own description, for front-end developers and their tools.
-        .route("/openapi.json", get(shared::http::openapi))
+        .route("/openapi.json", get(web::router::openapi))
 }
 
 /// The complete router Lambda runs: the routes plus 404/405 problems and the body limit.
 pub fn router(state: AppState) -> Router {
-    shared::http::finish(routes(), state)
+    web::router::finish(routes(), state)
 }
 
 async fn list(
@@ -45,7 +47,7 @@ async fn create(
     Json(input): Json<NewProduct>,
 ) -> ApiResult<impl IntoResponse> {
     let product = products::create(&state.pool, input).await?;
-    Ok(shared::http::created(
+    Ok(web::router::created(
         format!("/products/{}", product.id),
         product,
     ))

@@ -3,10 +3,10 @@
 
 use std::net::ToSocketAddrs;
 
-use shared::test_support::{TcpProxy, TestApp};
 use sqlx::MySqlPool;
+use testkit::{TcpProxy, TestApp};
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn unreachable_database_is_503_and_the_function_recovers(pool: MySqlPool) {
     let options = pool.connect_options();
     let target = (options.get_host(), options.get_port())
@@ -15,7 +15,7 @@ async fn unreachable_database_is_503_and_the_function_recovers(pool: MySqlPool) 
         .next()
         .unwrap();
     let proxy = TcpProxy::start(target).await;
-    let through_proxy = shared::db::pool_with(
+    let through_proxy = platform::db::pool_with(
         (*options).clone().host("127.0.0.1").port(proxy.addr.port()),
         2,
     );

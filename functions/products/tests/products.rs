@@ -1,6 +1,6 @@
 use serde_json::{Value, json};
-use shared::test_support::{TestApp, http_api_event, invoke_lambda, lambda_body, rest_api_event};
 use sqlx::MySqlPool;
+use testkit::{TestApp, http_api_event, invoke_lambda, lambda_body, rest_api_event};
 
 fn app(pool: MySqlPool) -> TestApp {
     TestApp::new(pool, products::router)
@@ -25,7 +25,7 @@ async fn product(app: &TestApp, admin: &str, body: Value) -> Value {
         .clone()
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn admin_creates_reads_updates_and_deletes_a_product(pool: MySqlPool) {
     let app = app(pool);
     let admin = app.admin().await;
@@ -75,7 +75,7 @@ async fn admin_creates_reads_updates_and_deletes_a_product(pool: MySqlPool) {
         "absent fields are untouched"
     );
 
-    let (price, category): (shared::money::Decimal, Option<u64>) =
+    let (price, category): (rust_decimal::Decimal, Option<u64>) =
         sqlx::query_as("SELECT price, category_id FROM products WHERE id = ?")
             .bind(id)
             .fetch_one(app.pool())
@@ -102,7 +102,7 @@ async fn admin_creates_reads_updates_and_deletes_a_product(pool: MySqlPool) {
         .problem(404);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn writes_need_an_admin_token(pool: MySqlPool) {
     let app = app(pool);
     let customer = app.customer().await;
@@ -142,7 +142,7 @@ async fn writes_need_an_admin_token(pool: MySqlPool) {
     assert_eq!(count, 0, "rejected writes change nothing");
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn invalid_products_are_refused_with_the_field_named(pool: MySqlPool) {
     let app = app(pool);
     let admin = app.admin().await;
@@ -234,7 +234,7 @@ async fn invalid_products_are_refused_with_the_field_named(pool: MySqlPool) {
     assert_eq!(count, 0);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn updates_need_at_least_one_valid_field_and_an_existing_product(pool: MySqlPool) {
     let app = app(pool);
     let admin = app.admin().await;
@@ -282,7 +282,7 @@ async fn updates_need_at_least_one_valid_field_and_an_existing_product(pool: MyS
     assert_eq!(after.expect(200), &p, "failed updates change nothing");
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn unknown_routes_and_methods_are_problems(pool: MySqlPool) {
     let app = app(pool);
     app.get("/nope").send().await.problem(404);
@@ -295,7 +295,7 @@ async fn unknown_routes_and_methods_are_problems(pool: MySqlPool) {
     assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn listing_filters_and_sorts(pool: MySqlPool) {
     let app = app(pool);
     let admin = app.admin().await;
@@ -412,7 +412,7 @@ async fn listing_filters_and_sorts(pool: MySqlPool) {
     list("?cursor=garbage").await.invalid_field("cursor");
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn keyset_walk_yields_every_product_exactly_once_in_every_sort(pool: MySqlPool) {
     let app = app(pool);
     // Many equal prices, names and timestamps: ties must be broken by id.
@@ -480,7 +480,7 @@ async fn keyset_walk_yields_every_product_exactly_once_in_every_sort(pool: MySql
     }
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn text_is_stored_and_returned_verbatim(pool: MySqlPool) {
     let app = app(pool);
     let admin = app.admin().await;
@@ -497,7 +497,7 @@ async fn text_is_stored_and_returned_verbatim(pool: MySqlPool) {
     assert_eq!(again.body["description"], "<script>");
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn deleting_a_category_uncategorises_its_products(pool: MySqlPool) {
     let app = app(pool);
     let admin = app.admin().await;
@@ -517,7 +517,7 @@ async fn deleting_a_category_uncategorises_its_products(pool: MySqlPool) {
     assert_eq!(after.expect(200)["category_id"], Value::Null);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn http_api_v2_events_go_through_lambda(pool: MySqlPool) {
     let app = app(pool);
     let admin = app.admin().await;
@@ -562,7 +562,7 @@ async fn http_api_v2_events_go_through_lambda(pool: MySqlPool) {
     );
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn rest_api_v1_events_with_a_stage_go_through_lambda(pool: MySqlPool) {
     let app = app(pool);
     let admin = app.admin().await;
@@ -618,7 +618,7 @@ async fn rest_api_v1_events_with_a_stage_go_through_lambda(pool: MySqlPool) {
     assert_eq!(denied["statusCode"], 401);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn ratings_show_on_single_products_and_in_lists(pool: MySqlPool) {
     let app = app(pool);
     let admin = app.admin().await;
@@ -641,7 +641,7 @@ async fn ratings_show_on_single_products_and_in_lists(pool: MySqlPool) {
     assert_eq!(list.expect(200)["items"][0]["average_rating"], json!(4.33));
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn the_api_describes_itself_and_whole_floats_are_stock(pool: MySqlPool) {
     let app = app(pool);
     let spec = app.get("/openapi.json").send().await;

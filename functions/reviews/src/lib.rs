@@ -5,11 +5,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
-use shared::auth::AuthUser;
-use shared::extract::{Id, Json, Path, Query};
-use shared::page::Page;
-use shared::reviews::{self, NewReview, Review, ReviewQuery};
-use shared::{ApiResult, AppState};
+use domain::id::Id;
+use domain::page::Page;
+use domain::reviews::{self, NewReview, Review, ReviewQuery};
+use web::auth::AuthUser;
+use web::error::ApiResult;
+use web::extract::{Json, Path, Query};
+use web::state::AppState;
 
 /// This function's routes, for Lambda ([`router`]) or for a host serving several functions.
 pub fn routes() -> Router<AppState> {
@@ -20,7 +22,7 @@ pub fn routes() -> Router<AppState> {
 
 /// The complete router Lambda runs: the routes plus 404/405 problems and the body limit.
 pub fn router(state: AppState) -> Router {
-    shared::http::finish(routes(), state)
+    web::router::finish(routes(), state)
 }
 
 async fn list(
@@ -35,12 +37,12 @@ async fn list(
 
 async fn create(
     State(state): State<AppState>,
-    caller: AuthUser,
+    AuthUser(caller): AuthUser,
     Path(product_id): Path<Id>,
     Json(input): Json<NewReview>,
 ) -> ApiResult<Response> {
     let review = reviews::create(&state.pool, caller, product_id.0, input).await?;
-    Ok(shared::http::created(
+    Ok(web::router::created(
         format!("/reviews/{}", review.id),
         review,
     ))
@@ -52,7 +54,7 @@ async fn show(State(state): State<AppState>, Path(id): Path<Id>) -> ApiResult<ax
 
 async fn remove(
     State(state): State<AppState>,
-    caller: AuthUser,
+    AuthUser(caller): AuthUser,
     Path(id): Path<Id>,
 ) -> ApiResult<StatusCode> {
     reviews::delete(&state.pool, caller, id.0).await?;

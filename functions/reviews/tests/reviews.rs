@@ -1,8 +1,6 @@
 use serde_json::{Value, json};
-use shared::test_support::{
-    TestApp, TestUser, http_api_event, invoke_lambda, lambda_body, rest_api_event,
-};
 use sqlx::MySqlPool;
+use testkit::{TestApp, TestUser, http_api_event, invoke_lambda, lambda_body, rest_api_event};
 
 fn app(pool: MySqlPool) -> TestApp {
     TestApp::new(pool, reviews::router)
@@ -51,7 +49,7 @@ async fn bought(app: &TestApp, user: &TestUser, product_id: u64, status: &str) {
         .unwrap();
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn a_review_names_its_author_and_counts_once(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
@@ -85,7 +83,7 @@ async fn a_review_names_its_author_and_counts_once(pool: MySqlPool) {
     assert_eq!(aggregates(&app, mug).await, (1, 4));
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn verified_purchase_needs_a_paid_or_later_order(pool: MySqlPool) {
     let app = app(pool);
     let mug = product(&app).await;
@@ -112,7 +110,7 @@ async fn verified_purchase_needs_a_paid_or_later_order(pool: MySqlPool) {
     );
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn review_input_and_permissions(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
@@ -189,7 +187,7 @@ async fn review_input_and_permissions(pool: MySqlPool) {
     assert_eq!(aggregates(&app, mug).await, (2, 7));
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn averages_follow_creates_and_deletes(pool: MySqlPool) {
     let app = app(pool);
     let admin = app.admin().await;
@@ -228,7 +226,7 @@ async fn averages_follow_creates_and_deletes(pool: MySqlPool) {
     assert_eq!(aggregates(&app, mug).await, (1, 4));
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn reviews_are_listed_newest_first_in_pages(pool: MySqlPool) {
     let app = app(pool);
     let mug = product(&app).await;
@@ -274,7 +272,7 @@ async fn reviews_are_listed_newest_first_in_pages(pool: MySqlPool) {
         .invalid_field("limit");
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn reviews_through_lambda_events(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;
@@ -321,7 +319,7 @@ async fn reviews_through_lambda_events(pool: MySqlPool) {
     assert_eq!(deleted["statusCode"], 204);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn a_created_reviews_location_can_be_read(pool: MySqlPool) {
     let app = app(pool);
     let ada = app.customer().await;

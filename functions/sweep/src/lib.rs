@@ -1,14 +1,15 @@
 //! The `sweep` function: run every minute by a schedule (EventBridge on AWS, a timer under
 //! `make run`). It settles pending orders whose stock hold has run out and deletes stale
-//! idempotency and login-throttle records; see `shared::housekeeping`.
+//! idempotency and login-throttle records; see `domain::housekeeping`.
 //!
 //! Any event starts a sweep: the schedule's payload carries nothing the sweep needs.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use domain::housekeeping::{self, Report};
 use lambda_runtime::LambdaEvent;
+use platform::deadline::budget;
 use serde_json::Value;
-use shared::housekeeping::{self, Report};
 use sqlx::MySqlPool;
 
 pub use lambda_runtime::Error;
@@ -21,7 +22,7 @@ const EMULATOR_BUDGET: Duration = Duration::from_secs(50);
 
 /// Runs one sweep within the invocation's time.
 pub async fn handle(pool: &MySqlPool, event: LambdaEvent<Value>) -> Result<Report, Error> {
-    let budget = budget(event.context.deadline);
+    let budget = budget(event.context.deadline, RESERVE, EMULATOR_BUDGET);
     let report = housekeeping::sweep(pool, budget)
         .await
         .map_err(|e| format!("sweep failed: {e}"))?;
@@ -33,15 +34,4 @@ pub async fn handle(pool: &MySqlPool, event: LambdaEvent<Value>) -> Result<Repor
         "sweep done"
     );
     Ok(report)
-}
-
-/// How long the sweep may run: Lambda gives the deadline in milliseconds since the epoch.
-fn budget(deadline_ms: u64) -> Duration {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    match Duration::from_millis(deadline_ms).checked_sub(now) {
-        Some(left) => left.saturating_sub(RESERVE),
-        None => EMULATOR_BUDGET,
-    }
 }

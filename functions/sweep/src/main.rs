@@ -7,8 +7,8 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = shared::config::DatabaseConfig::load().await?;
-    let pool = shared::db::pool(&config);
+    let config = platform::config::DatabaseConfig::load().await?;
+    let pool = platform::db::pool(&config);
     let pool = &pool;
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
         sweep::handle(pool, event).await

@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
+use domain::housekeeping::Report;
+use domain::role::Role;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
-use shared::housekeeping::Report;
-use shared::test_support::{expire_order, in_parallel, insert_user, state};
-use shared::users::Role;
 use sqlx::MySqlPool;
+use testkit::{expire_order, in_parallel, insert_user, state};
 
 /// What EventBridge delivers for a `rate(1 minute)` schedule.
 fn scheduled_event() -> LambdaEvent<Value> {
@@ -43,10 +43,10 @@ async fn product(pool: &MySqlPool, stock: u32) -> u64 {
 /// A pending order placed through the domain code, so that it takes its stock as any order.
 async fn order(pool: &MySqlPool, user: u64, lines: &[(u64, u32)]) -> u64 {
     let lines = lines.to_vec();
-    shared::db::transaction(pool, move |tx| {
+    platform::db::transaction(pool, move |tx| {
         let lines = lines.clone();
         Box::pin(async move {
-            shared::orders::create_in(tx, user, &lines, Duration::from_secs(1800)).await
+            domain::orders::create_in(tx, user, &lines, Duration::from_secs(1800)).await
         })
     })
     .await
@@ -75,7 +75,7 @@ async fn count(pool: &MySqlPool, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn the_sweep_settles_expired_holds_and_nothing_else(pool: MySqlPool) {
     let user = insert_user(&state(pool.clone()), Role::Customer).await.id;
     let (a, b) = (product(&pool, 100).await, product(&pool, 50).await);
@@ -140,7 +140,7 @@ async fn the_sweep_settles_expired_holds_and_nothing_else(pool: MySqlPool) {
     assert_eq!(stock(&pool, a).await, 95);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn old_idempotency_records_and_passed_throttle_windows_are_deleted(pool: MySqlPool) {
     let user = insert_user(&state(pool.clone()), Role::Customer).await.id;
     // More than two batches of each, so the batching loop is exercised.
@@ -200,7 +200,7 @@ async fn old_idempotency_records_and_passed_throttle_windows_are_deleted(pool: M
     );
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn overlapping_sweeps_settle_each_order_once(pool: MySqlPool) {
     let user = insert_user(&state(pool.clone()), Role::Customer).await.id;
     let mug = product(&pool, 2000).await;

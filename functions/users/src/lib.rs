@@ -5,10 +5,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use shared::auth::AuthUser;
-use shared::extract::{Id, Json, Path};
-use shared::users::{self, Credentials, LoginResponse, Profile, Registration, User, UserPatch};
-use shared::{ApiResult, AppState};
+use domain::id::Id;
+use domain::users::{self, Credentials, Profile, Registration, User, UserPatch};
+use serde::Serialize;
+use web::auth::AuthUser;
+use web::error::ApiResult;
+use web::extract::{Json, Path};
+use web::state::AppState;
 
 /// This function's routes, for Lambda ([`router`]) or for a host serving several functions.
 pub fn routes() -> Router<AppState> {
@@ -20,7 +23,7 @@ pub fn routes() -> Router<AppState> {
 
 /// The complete router Lambda runs: the routes plus 404/405 problems and the body limit.
 pub fn router(state: AppState) -> Router {
-    shared::http::finish(routes(), state)
+    web::router::finish(routes(), state)
 }
 
 async fn register(
@@ -28,21 +31,35 @@ async fn register(
     Json(input): Json<Registration>,
 ) -> ApiResult<Response> {
     let user = users::register(&state.pool, input).await?;
-    Ok(shared::http::created(format!("/users/{}", user.id), user))
+    Ok(web::router::created(format!("/users/{}", user.id), user))
+}
+
+/// `POST /users/login`: a bearer token and the user it belongs to.
+#[derive(Debug, Serialize)]
+pub struct LoginResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    pub user: User,
 }
 
 async fn login(
     State(state): State<AppState>,
     Json(input): Json<Credentials>,
 ) -> ApiResult<axum::Json<LoginResponse>> {
-    Ok(axum::Json(
-        users::login(&state.pool, &state.tokens, input).await?,
-    ))
+    let account = users::login(&state.pool, input).await?;
+    let issued = state.tokens.issue(&account)?;
+    Ok(axum::Json(LoginResponse {
+        access_token: issued.token,
+        token_type: "Bearer",
+        expires_in: issued.expires_in,
+        user: users::get(&state.pool, account.id).await?,
+    }))
 }
 
 async fn show(
     State(state): State<AppState>,
-    caller: AuthUser,
+    AuthUser(caller): AuthUser,
     Path(id): Path<Id>,
 ) -> ApiResult<axum::Json<Profile>> {
     caller.require_self_or_admin(id.0)?;
@@ -51,7 +68,7 @@ async fn show(
 
 async fn update(
     State(state): State<AppState>,
-    caller: AuthUser,
+    AuthUser(caller): AuthUser,
     Path(id): Path<Id>,
     Json(patch): Json<UserPatch>,
 ) -> ApiResult<axum::Json<User>> {
@@ -63,7 +80,7 @@ async fn update(
 
 async fn remove(
     State(state): State<AppState>,
-    caller: AuthUser,
+    AuthUser(caller): AuthUser,
     Path(id): Path<Id>,
 ) -> ApiResult<impl IntoResponse> {
     caller.require_self_or_admin(id.0)?;

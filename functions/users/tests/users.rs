@@ -3,10 +3,8 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
-use shared::test_support::{
-    JWT_SECRET, TestApp, http_api_event, invoke_lambda, lambda_body, rest_api_event,
-};
 use sqlx::MySqlPool;
+use testkit::{JWT_SECRET, TestApp, http_api_event, invoke_lambda, lambda_body, rest_api_event};
 
 fn app(pool: MySqlPool) -> TestApp {
     TestApp::new(pool, users::router)
@@ -21,7 +19,7 @@ async fn register(app: &TestApp, email: &str, password: &str) -> Value {
         .clone()
 }
 
-async fn login(app: &TestApp, email: &str, password: &str) -> shared::test_support::TestResponse {
+async fn login(app: &TestApp, email: &str, password: &str) -> testkit::TestResponse {
     app.post("/users/login")
         .json(json!({"email": email, "password": password}))
         .send()
@@ -35,7 +33,7 @@ async fn token(app: &TestApp, email: &str, password: &str) -> String {
         .to_string()
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn register_stores_an_argon2id_hash_and_never_returns_it(pool: MySqlPool) {
     let app = app(pool);
     let response = app
@@ -71,7 +69,7 @@ async fn register_stores_an_argon2id_hash_and_never_returns_it(pool: MySqlPool) 
     );
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn duplicate_emails_conflict_in_any_case(pool: MySqlPool) {
     let app = app(pool);
     register(&app, "ada@example.com", "password-1").await;
@@ -98,7 +96,7 @@ async fn duplicate_emails_conflict_in_any_case(pool: MySqlPool) {
     assert_eq!(count, 2);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn registration_input_is_checked(pool: MySqlPool) {
     let app = app(pool);
     let cases = [
@@ -161,7 +159,7 @@ async fn registration_input_is_checked(pool: MySqlPool) {
     assert_eq!(count, 0);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn login_issues_a_bearer_token_that_authenticates(pool: MySqlPool) {
     let app = app(pool);
     let user = register(&app, "ada@example.com", "correct horse").await;
@@ -195,7 +193,7 @@ async fn login_issues_a_bearer_token_that_authenticates(pool: MySqlPool) {
     assert_eq!(me.body["orders"], json!([]));
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn wrong_password_and_unknown_email_look_the_same(pool: MySqlPool) {
     let app = app(pool);
     register(&app, "ada@example.com", "correct horse").await;
@@ -241,7 +239,7 @@ async fn wrong_password_and_unknown_email_look_the_same(pool: MySqlPool) {
     );
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn five_failures_throttle_the_email_even_for_the_right_password(pool: MySqlPool) {
     let app = app(pool);
     register(&app, "ada@example.com", "correct horse").await;
@@ -273,7 +271,7 @@ async fn five_failures_throttle_the_email_even_for_the_right_password(pool: MySq
         .expect(200);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn a_successful_login_clears_the_count(pool: MySqlPool) {
     let app = app(pool);
     register(&app, "ada@example.com", "correct horse").await;
@@ -300,7 +298,7 @@ async fn a_successful_login_clears_the_count(pool: MySqlPool) {
         .problem(429);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn parallel_guesses_cannot_exceed_the_limit(pool: MySqlPool) {
     let app = std::sync::Arc::new(app(pool));
     register(&app, "ada@example.com", "correct horse").await;
@@ -336,7 +334,7 @@ fn forge(header: Value, claims: Value, key: &[u8]) -> String {
     format!("{signing_input}.{signature}")
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn every_kind_of_bad_token_is_401(pool: MySqlPool) {
     let app = app(pool);
     let user = register(&app, "ada@example.com", "correct horse").await;
@@ -416,7 +414,7 @@ async fn every_kind_of_bad_token_is_401(pool: MySqlPool) {
         .problem(401);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn profiles_are_for_their_owner_or_an_admin(pool: MySqlPool) {
     let app = app(pool);
     let ada = register(&app, "ada@example.com", "password-a").await;
@@ -475,7 +473,7 @@ async fn profiles_are_for_their_owner_or_an_admin(pool: MySqlPool) {
         .problem(404);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn updates_follow_the_rules_and_a_new_password_revokes_old_tokens(pool: MySqlPool) {
     let app = app(pool);
     let ada = register(&app, "ada@example.com", "password-a").await;
@@ -546,7 +544,7 @@ async fn updates_follow_the_rules_and_a_new_password_revokes_old_tokens(pool: My
         .expect(200);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn deleting_a_user_removes_everything_theirs_and_returns_held_stock(pool: MySqlPool) {
     let app = app(pool);
     let ada = register(&app, "ada@example.com", "password-a").await;
@@ -647,7 +645,7 @@ async fn deleting_a_user_removes_everything_theirs_and_returns_held_stock(pool: 
         .problem(401);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn admins_delete_others_and_unknown_users_are_404(pool: MySqlPool) {
     let app = app(pool);
     let admin = app.admin().await;
@@ -669,7 +667,7 @@ async fn admins_delete_others_and_unknown_users_are_404(pool: MySqlPool) {
         .problem(401);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn register_and_login_through_lambda_events(pool: MySqlPool) {
     let app = app(pool);
     let registered = invoke_lambda(
@@ -719,7 +717,7 @@ async fn register_and_login_through_lambda_events(pool: MySqlPool) {
     assert_eq!(lambda_body(&profile)["email"], "ada@example.com");
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn emails_differing_only_in_accents_are_different_accounts(pool: MySqlPool) {
     let app = app(pool);
     register(&app, "zoe@example.org", "password-zoe").await;
@@ -736,7 +734,7 @@ async fn emails_differing_only_in_accents_are_different_accounts(pool: MySqlPool
         .expect(200);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn parallel_logins_with_the_right_password_are_never_throttled(pool: MySqlPool) {
     let app = std::sync::Arc::new(app(pool));
     register(&app, "ada@example.com", "correct horse").await;
@@ -766,7 +764,7 @@ async fn stored(app: &TestApp, id: &Value) -> (String, String, u32) {
     .unwrap()
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn changing_ones_own_email_or_password_takes_the_current_password(pool: MySqlPool) {
     let app = app(pool);
     let ada = register(&app, "ada@example.com", "password-a").await;
@@ -846,7 +844,7 @@ async fn changing_ones_own_email_or_password_takes_the_current_password(pool: My
     assert_eq!(after.1, before.1, "the password is unchanged");
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn admins_need_their_own_password_only_for_their_own_account(pool: MySqlPool) {
     let app = app(pool);
     let ada = register(&app, "ada@example.com", "password-a").await;
@@ -889,7 +887,7 @@ async fn admins_need_their_own_password_only_for_their_own_account(pool: MySqlPo
         .expect(200);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn email_lengths_are_checked_after_lower_casing(pool: MySqlPool) {
     let app = app(pool);
     // "İ" is one character that lower-cases to two ("i̇"): 254 of them fit before
@@ -919,7 +917,7 @@ async fn email_lengths_are_checked_after_lower_casing(pool: MySqlPool) {
     .problem(401);
 }
 
-#[sqlx::test(migrator = "shared::MIGRATOR")]
+#[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn a_wrongly_typed_role_names_the_field(pool: MySqlPool) {
     let app = app(pool);
     let admin = app.admin().await;

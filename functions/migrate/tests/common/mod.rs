@@ -137,7 +137,7 @@ pub async fn unreachable_pool() -> sqlx::MySqlPool {
         .port(port)
         .username("nobody")
         .database("nothing");
-    shared::db::pool_with(options, 1)
+    platform::db::pool_with(options, 1)
 }
 
 pub async fn tables(pool: &sqlx::MySqlPool) -> Vec<String> {

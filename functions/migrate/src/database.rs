@@ -1,0 +1,81 @@
+//! Where the migrations run: the database, reached on first use, and the migrations
+//! themselves, applied patiently while an auto-paused cluster wakes up.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use sqlx::MySqlPool;
+use sqlx::migrate::MigrateError;
+use tokio::sync::OnceCell;
+
+const LONGEST_PAUSE: Duration = Duration::from_secs(5);
+
+/// Where the database comes from. A Delete never asks, so it succeeds even when the
+/// configuration or the database is gone, which is what lets a broken stack be deleted.
+pub trait Connect {
+    fn pool(&self) -> impl Future<Output = Result<MySqlPool, String>> + Send;
+}
+
+impl Connect for MySqlPool {
+    async fn pool(&self) -> Result<MySqlPool, String> {
+        Ok(self.clone())
+    }
+}
+
+/// The pool described by the environment (`Config::load`), built on first use and kept
+/// for the life of the instance. A configuration error is not kept: the next invocation
+/// tries again.
+#[derive(Default)]
+pub struct ConfiguredPool(OnceCell<MySqlPool>);
+
+impl Connect for ConfiguredPool {
+    async fn pool(&self) -> Result<MySqlPool, String> {
+        self.0
+            .get_or_try_init(|| async {
+                // The database only: migrations never need the token signing key.
+                let config = platform::config::DatabaseConfig::load()
+                    .await
+                    .map_err(|e| format!("configuration: {e}"))?;
+                Ok(platform::db::pool(&config))
+            })
+            .await
+            .cloned()
+    }
+}
+
+/// The newest migration this build carries.
+pub fn schema_version() -> i64 {
+    domain::MIGRATOR
+        .iter()
+        .map(|m| m.version)
+        .max()
+        .unwrap_or(0)
+}
+
+/// Applies the migrations, waiting for the database while it is unreachable (an Aurora
+/// cluster resuming from auto-pause takes about 15 s) but not past `budget`.
+pub async fn apply_migrations(pool: &MySqlPool, budget: Duration) -> Result<i64, String> {
+    let deadline = Instant::now() + budget;
+    let mut pause = Duration::from_millis(500);
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let error = match tokio::time::timeout(remaining, domain::MIGRATOR.run(pool)).await {
+            Ok(Ok(())) => return Ok(schema_version()),
+            Ok(Err(error)) => error,
+            Err(_) => {
+                return Err(format!(
+                    "the migrations did not finish within {} s",
+                    budget.as_secs()
+                ));
+            }
+        };
+        let unreachable =
+            matches!(&error, MigrateError::Execute(e) if platform::db::is_unavailable(e));
+        if !unreachable || Instant::now() + pause >= deadline {
+            return Err(format!("applying the migrations: {error}"));
+        }
+        tracing::warn!(%error, "database not reachable yet; trying again");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(LONGEST_PAUSE);
+    }
+}

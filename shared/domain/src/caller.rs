@@ -1,0 +1,51 @@
+//! Who is asking, and the rules of who may touch what.
+
+use crate::error::Error;
+use crate::role::Role;
+
+/// The authenticated caller of a domain function: an account id and its current role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    pub id: u64,
+    pub role: Role,
+}
+
+impl Caller {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// Admin-only actions: a customer gets 403.
+    pub fn require_admin(&self) -> Result<(), Error> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(Error::Forbidden("This action requires an admin."))
+        }
+    }
+
+    /// Resources under `/users/{user_id}`: a customer naming someone else gets the "not
+    /// found" a missing user would get, so ids of other customers reveal nothing.
+    pub fn require_self_or_admin(&self, user_id: u64) -> Result<(), Error> {
+        self.require_owner_or_admin(user_id, "user")
+    }
+
+    /// Resources that belong to a user (orders, payments): another customer's is "not found".
+    pub fn require_owner_or_admin(&self, owner_id: u64, what: &'static str) -> Result<(), Error> {
+        if self.is_admin() || self.id == owner_id {
+            Ok(())
+        } else {
+            Err(Error::NotFound(what))
+        }
+    }
+
+    /// A body's optional `user_id`: defaults to the caller; naming another user is 403
+    /// for a customer (the contract's rule for bodies, unlike paths).
+    pub fn acting_for(&self, user_id: Option<u64>) -> Result<u64, Error> {
+        match user_id {
+            None => Ok(self.id),
+            Some(id) if id == self.id || self.is_admin() => Ok(id),
+            Some(_) => Err(Error::Forbidden("A customer may only act for themselves.")),
+        }
+    }
+}

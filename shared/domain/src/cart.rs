@@ -1,0 +1,212 @@
+//! Carts: one per user, priced at the products' current prices, turned into an order at
+//! checkout under the same rules as `POST /orders`.
+
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use sqlx::MySqlPool;
+
+use crate::error::{Conflict, Error, FieldError, Result};
+use crate::money::Money;
+use crate::orders::{MAX_QUANTITY, Order};
+use crate::validate::{Checks, Validate, whole};
+use platform::db::Tx;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CartLine {
+    pub product_id: u64,
+    pub name: String,
+    pub unit_price: Money,
+    pub quantity: u32,
+    pub line_total: Money,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Cart {
+    pub user_id: u64,
+    pub items: Vec<CartLine>,
+    pub total: Money,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetQuantity {
+    #[serde(deserialize_with = "whole")]
+    pub quantity: u32,
+}
+
+impl Validate for SetQuantity {
+    fn validate(&self) -> Result<(), Vec<FieldError>> {
+        Checks::new()
+            .range("quantity", self.quantity, 1, MAX_QUANTITY)
+            .finish()
+    }
+}
+
+/// Checkout takes no body, or an empty object.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checkout {}
+
+impl Validate for Checkout {}
+
+pub async fn get(pool: &MySqlPool, user_id: u64) -> Result<Cart> {
+    crate::users::require_existing_user(pool, user_id).await?;
+    let rows = sqlx::query!(
+        "SELECT c.product_id, p.name, p.price, c.quantity
+         FROM cart_items c JOIN products p ON p.id = c.product_id
+         WHERE c.user_id = ? ORDER BY c.created_at, c.product_id",
+        user_id
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut total = Decimal::ZERO;
+    let items = rows
+        .into_iter()
+        .map(|row| {
+            let line_total = row.price * Decimal::from(row.quantity);
+            total += line_total;
+            CartLine {
+                product_id: row.product_id,
+                name: row.name,
+                unit_price: Money::from_db(row.price),
+                quantity: row.quantity,
+                line_total: Money::from_db(line_total),
+            }
+        })
+        .collect();
+    Ok(Cart {
+        user_id,
+        items,
+        total: Money::from_db(total),
+    })
+}
+
+/// Sets a line's quantity. Unknown product → 404; more than the stock → 409.
+pub async fn set_line(
+    pool: &MySqlPool,
+    user_id: u64,
+    product_id: u64,
+    quantity: u32,
+) -> Result<Cart> {
+    crate::users::require_existing_user(pool, user_id).await?;
+    let product = sqlx::query!("SELECT stock, price FROM products WHERE id = ?", product_id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(Error::NotFound("product"))?;
+    let stock = product.stock;
+    if quantity > stock {
+        return Err(Error::Conflict {
+            kind: Conflict::InsufficientStock,
+            detail: format!("Product {product_id} has {stock} in stock, {quantity} requested."),
+            errors: vec![FieldError::new(
+                "quantity",
+                format!("must be at most {stock}"),
+            )],
+        });
+    }
+    let others = sqlx::query_scalar!(
+        r#"SELECT CAST(COALESCE(SUM(p.price * c.quantity), 0) AS DECIMAL(20, 2)) AS "total!: Decimal"
+           FROM cart_items c JOIN products p ON p.id = c.product_id
+           WHERE c.user_id = ? AND c.product_id <> ?"#,
+        user_id,
+        product_id
+    )
+    .fetch_one(pool)
+    .await?;
+    if others + product.price * Decimal::from(quantity) > crate::money::MAX {
+        return Err(Error::Conflict {
+            kind: Conflict::CartTotalTooLarge,
+            detail: "The cart total would exceed 99999999.99.".into(),
+            errors: vec![FieldError::new(
+                "quantity",
+                "makes the cart total too large",
+            )],
+        });
+    }
+    sqlx::query!(
+        "INSERT INTO cart_items (user_id, product_id, quantity) VALUES (?, ?, ?)
+         ON DUPLICATE KEY UPDATE quantity = VALUES(quantity), updated_at = CURRENT_TIMESTAMP(6)",
+        user_id,
+        product_id,
+        quantity
+    )
+    .execute(pool)
+    .await
+    .map_err(|err| {
+        // The product was deleted between the check and the insert.
+        if platform::db::is_foreign_key_violation(&err) {
+            Error::NotFound("product")
+        } else {
+            err.into()
+        }
+    })?;
+    get(pool, user_id).await
+}
+
+pub async fn remove_line(pool: &MySqlPool, user_id: u64, product_id: u64) -> Result<()> {
+    crate::users::require_existing_user(pool, user_id).await?;
+    let removed = sqlx::query!(
+        "DELETE FROM cart_items WHERE user_id = ? AND product_id = ?",
+        user_id,
+        product_id
+    )
+    .execute(pool)
+    .await?;
+    if removed.rows_affected() == 0 {
+        return Err(Error::NotFound("cart item"));
+    }
+    Ok(())
+}
+
+pub async fn clear(pool: &MySqlPool, user_id: u64) -> Result<()> {
+    crate::users::require_existing_user(pool, user_id).await?;
+    sqlx::query!("DELETE FROM cart_items WHERE user_id = ?", user_id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Turns the cart into an order holding its stock for `hold` inside `tx` and empties it;
+/// returns the order id. Stock is checked again here, since it may have moved since the
+/// lines were set. The user row is locked before the cart (the lock order of
+/// `crate::stock`), so the account cannot be deleted under the checkout.
+async fn checkout_in(tx: &mut Tx<'static>, user_id: u64, hold: Duration) -> Result<u64> {
+    if !crate::stock::lock_user_shared(tx, user_id).await? {
+        return Err(Error::NotFound("user"));
+    }
+    let lines: Vec<(u64, u32)> = sqlx::query!(
+        "SELECT product_id, quantity FROM cart_items WHERE user_id = ? ORDER BY product_id FOR UPDATE",
+        user_id
+    )
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .map(|row| (row.product_id, row.quantity))
+    .collect();
+    if lines.is_empty() {
+        return Err(Error::conflict(Conflict::EmptyCart, "The cart is empty."));
+    }
+    // The cart, not the request, is at fault when it cannot become an order: 409.
+    let order_id = crate::orders::create_in(tx, user_id, &lines, hold)
+        .await
+        .map_err(|err| match err {
+            Error::Invalid(errors) => Error::Conflict {
+                kind: Conflict::CartNotOrderable,
+                detail: "The cart cannot be ordered as it is.".into(),
+                errors,
+            },
+            other => other,
+        })?;
+    sqlx::query!("DELETE FROM cart_items WHERE user_id = ?", user_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(order_id)
+}
+
+/// Checks the cart out in `tx` and reads the order back: what checkout answers.
+pub async fn checkout(tx: &mut Tx<'static>, user_id: u64, hold: Duration) -> Result<Order> {
+    let id = checkout_in(tx, user_id, hold).await?;
+    crate::orders::get(tx, id).await
+}

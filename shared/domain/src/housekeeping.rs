@@ -1,0 +1,105 @@
+//! The scheduled sweep: settles pending orders whose stock hold has run out, and deletes
+//! what the API no longer needs (idempotency records past 24 hours, login-throttle rows
+//! whose window has passed), so that no table grows without bound.
+//!
+//! Every step works in bounded batches, each its own short transaction, so a sweep never
+//! holds many locks at once and an interrupted one loses nothing: the next picks up where
+//! it stopped. Two sweeps running at once share the work (see [`crate::orders::expire_due`]).
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use sqlx::MySqlPool;
+
+use crate::error::Result;
+use crate::users::THROTTLE_WINDOW_SECS;
+
+/// Orders cancelled per transaction: small enough to keep each transaction short.
+pub const ORDER_BATCH: u32 = 200;
+/// Rows deleted per statement.
+pub const DELETE_BATCH: u32 = 1000;
+/// How long an idempotency record is kept: the contract promises at least 24 hours. Until
+/// the sweep deletes it, an older key starts afresh.
+pub const IDEMPOTENCY_TTL_HOURS: u32 = 24;
+
+/// What one sweep did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub expired_orders: u64,
+    pub idempotency_keys_deleted: u64,
+    pub throttle_rows_deleted: u64,
+    /// The time budget ran out before everything was done; the next sweep continues.
+    pub incomplete: bool,
+}
+
+/// Runs every step until there is nothing left to do or `budget` is spent.
+pub async fn sweep(pool: &MySqlPool, budget: Duration) -> Result<Report> {
+    let deadline = Instant::now() + budget;
+    let mut report = Report::default();
+    // Stock first: it is what customers are waiting for.
+    let (expired, done) = batches(deadline, ORDER_BATCH, || {
+        crate::orders::expire_due(pool, ORDER_BATCH)
+    })
+    .await?;
+    report.expired_orders = expired;
+    if !done {
+        report.incomplete = true;
+        return Ok(report);
+    }
+    let (deleted, done) = batches(deadline, DELETE_BATCH, || async {
+        let deleted = sqlx::query!(
+            "DELETE FROM idempotency_keys
+             WHERE created_at < UTC_TIMESTAMP(6) - INTERVAL ? HOUR
+             ORDER BY created_at LIMIT ?",
+            IDEMPOTENCY_TTL_HOURS,
+            DELETE_BATCH
+        )
+        .execute(pool)
+        .await?;
+        Ok(deleted.rows_affected())
+    })
+    .await?;
+    report.idempotency_keys_deleted = deleted;
+    if !done {
+        report.incomplete = true;
+        return Ok(report);
+    }
+    let (deleted, done) = batches(deadline, DELETE_BATCH, || async {
+        let deleted = sqlx::query!(
+            "DELETE FROM login_throttle
+             WHERE window_started_at <= UTC_TIMESTAMP(6) - INTERVAL ? SECOND
+             ORDER BY window_started_at LIMIT ?",
+            THROTTLE_WINDOW_SECS,
+            DELETE_BATCH
+        )
+        .execute(pool)
+        .await?;
+        Ok(deleted.rows_affected())
+    })
+    .await?;
+    report.throttle_rows_deleted = deleted;
+    report.incomplete = !done;
+    Ok(report)
+}
+
+/// Runs `step` (one batch of at most `batch` rows) until a batch comes back short, which
+/// means nothing is left, or the deadline passes. Returns the rows done and whether it
+/// finished.
+async fn batches<F, Fut>(deadline: Instant, batch: u32, mut step: F) -> Result<(u64, bool)>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<u64>>,
+{
+    let mut total = 0;
+    loop {
+        let done = step().await?;
+        total += done;
+        if done < u64::from(batch) {
+            return Ok((total, true));
+        }
+        if Instant::now() >= deadline {
+            return Ok((total, false));
+        }
+    }
+}

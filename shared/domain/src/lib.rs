@@ -1,0 +1,25 @@
+//! The domain layer: the shop's types, rules and SQL, one module per resource. It never
+//! sees HTTP (no axum, no Lambda): functions take plain values and a [`caller::Caller`],
+//! and refuse with an [`error::Error`] that the web layer maps to a status, once.
+
+pub mod caller;
+pub mod cart;
+pub mod categories;
+pub mod error;
+pub mod housekeeping;
+pub mod id;
+pub mod money;
+pub mod orders;
+pub mod page;
+pub mod payments;
+pub mod products;
+pub mod reviews;
+pub mod role;
+pub mod stock;
+pub mod time;
+pub mod users;
+pub mod validate;
+
+/// The schema migrations, embedded so that the deploy-time `migrate` function, the local
+/// tools and the tests apply exactly the same ones.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");

@@ -1,0 +1,179 @@
+//! What happens to an order after it is placed: status changes, deletion, and the expiry
+//! of its stock hold. Every decision is taken on the locked order row (see `crate::stock`).
+
+use sqlx::MySqlPool;
+
+use super::load::get;
+use super::model::Order;
+use super::status::{Status, Transition, transition};
+use crate::caller::Caller;
+use crate::error::{Conflict, Error, Result};
+use crate::stock;
+use platform::db::{self, Tx};
+
+/// Locks an order row for a status change or deletion (level 4 of the lock order in
+/// [`crate::stock`]), checking the caller may touch it, and returns its status and whether
+/// it was settled just now. A pending order whose hold has run out is cancelled by the
+/// system first, exactly as a cancel would, so the caller decides on what a sweep would
+/// have left.
+async fn lock_for(tx: &mut Tx<'static>, caller: &Caller, id: u64) -> Result<(Status, bool)> {
+    let row = sqlx::query!(
+        r#"SELECT user_id, status AS "status: Status",
+                  (status = 'pending' AND expires_at <= UTC_TIMESTAMP(6)) AS "due!: bool"
+           FROM orders WHERE id = ? FOR UPDATE"#,
+        id
+    )
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(Error::NotFound("order"))?;
+    caller.require_owner_or_admin(row.user_id, "order")?;
+    if row.due {
+        stock::cancel_locked(tx, &[id]).await?;
+        return Ok((Status::Cancelled, true));
+    }
+    Ok((row.status, false))
+}
+
+/// `PUT /orders/{id}`: applies an allowed status change in one transaction. When the order
+/// turns out to have expired, its settlement is kept even if the change is then refused.
+pub async fn set_status(pool: &MySqlPool, caller: Caller, id: u64, to: Status) -> Result<Order> {
+    db::transaction(pool, |tx| {
+        Box::pin(async move {
+            let (from, settled) = lock_for(tx, &caller, id).await?;
+            let effect = match transition(&caller, from, to) {
+                Ok(effect) => effect,
+                // Commit the settlement, answer the refusal.
+                Err(refusal) if settled => return Ok(Err(refusal)),
+                Err(refusal) => return Err(refusal),
+            };
+            match effect {
+                Transition::Unchanged => {}
+                Transition::Move => write_status(tx, id, to).await?,
+                Transition::Cancel => stock::cancel_locked(tx, &[id]).await?,
+            }
+            Ok(get(tx, id).await)
+        })
+    })
+    .await?
+}
+
+async fn write_status(tx: &mut Tx<'static>, id: u64, status: Status) -> Result<()> {
+    sqlx::query!(
+        "UPDATE orders SET status = ?, updated_at = CURRENT_TIMESTAMP(6) WHERE id = ?",
+        status,
+        id
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// `DELETE /orders/{id}`: a pending order without money on it (its stock returns) or a
+/// cancelled one. A pending order with completed payments must be cancelled first, which
+/// refunds them: deleting it would destroy the record of money taken.
+pub async fn delete(pool: &MySqlPool, caller: Caller, id: u64) -> Result<()> {
+    db::transaction(pool, |tx| {
+        Box::pin(async move {
+            match lock_for(tx, &caller, id).await?.0 {
+                Status::Pending => {
+                    if has_completed_payments(tx, id).await? {
+                        return Err(Error::conflict(
+                Conflict::OrderHasPayments,
+                            "This order has completed payments; cancel it first, which refunds them.",
+                        ));
+                    }
+                    let held = stock::held_by(tx, &[id]).await?;
+                    stock::put_back(tx, &held).await?;
+                }
+                Status::Cancelled => {}
+                other => {
+                    return Err(Error::conflict(
+                Conflict::OrderNotDeletable,
+                        format!(
+                            "A {} order cannot be deleted; only pending or cancelled ones.",
+                            other.as_str()
+                        ),
+                    ));
+                }
+            }
+            sqlx::query!("DELETE FROM orders WHERE id = ?", id)
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        })
+    })
+    .await
+}
+
+async fn has_completed_payments(tx: &mut Tx<'static>, order_id: u64) -> Result<bool> {
+    let found = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM payments WHERE order_id = ? AND status = 'completed') AS "found!: bool""#,
+        order_id
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(found)
+}
+
+/// Cancels the order if it is pending and its hold has run out (a system cancel: stock
+/// back, completed payments refunded). Returns whether it did. Safe to call at any time,
+/// from any number of places at once: the decision is taken on the locked row.
+pub async fn settle(pool: &MySqlPool, id: u64) -> Result<bool> {
+    db::transaction(pool, |tx| {
+        Box::pin(async move {
+            let due = sqlx::query_scalar!(
+                "SELECT id FROM orders
+                 WHERE id = ? AND status = 'pending' AND expires_at <= UTC_TIMESTAMP(6)
+                 FOR UPDATE",
+                id
+            )
+            .fetch_optional(&mut **tx)
+            .await?;
+            if due.is_none() {
+                return Ok(false);
+            }
+            stock::cancel_locked(tx, &[id]).await?;
+            Ok(true)
+        })
+    })
+    .await
+}
+
+/// Settles every order of a user whose hold has run out, before their orders are listed.
+/// Usually finds none, with one look at the (user, status) index.
+pub async fn settle_due_of_user(pool: &MySqlPool, user_id: u64) -> Result<()> {
+    let due = sqlx::query_scalar!(
+        "SELECT id FROM orders
+         WHERE user_id = ? AND status = 'pending' AND expires_at <= UTC_TIMESTAMP(6)",
+        user_id
+    )
+    .fetch_all(pool)
+    .await?;
+    for id in due {
+        settle(pool, id).await?;
+    }
+    Ok(())
+}
+
+/// Cancels up to `batch` pending orders whose hold has run out, in one transaction: the
+/// scheduled sweep's unit of work. Orders another transaction holds are skipped (`SKIP
+/// LOCKED`), so overlapping sweeps share the work instead of queueing, and the row lock
+/// makes each order's cancel happen once. Returns how many it cancelled.
+pub async fn expire_due(pool: &MySqlPool, batch: u32) -> Result<u64> {
+    db::transaction(pool, |tx| {
+        Box::pin(async move {
+            let ids = sqlx::query_scalar!(
+                "SELECT id FROM orders
+                 WHERE status = 'pending' AND expires_at <= UTC_TIMESTAMP(6)
+                 ORDER BY expires_at, id LIMIT ?
+                 FOR UPDATE SKIP LOCKED",
+                batch
+            )
+            .fetch_all(&mut **tx)
+            .await?;
+            stock::cancel_locked(tx, &ids).await?;
+            Ok(ids.len() as u64)
+        })
+    })
+    .await
+}

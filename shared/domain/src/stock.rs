@@ -1,0 +1,140 @@
+//! Stock movements and the one lock order every stock or money change follows.
+//!
+//! # Lock order
+//!
+//! A transaction that moves stock or money takes its row locks in this order, and decides
+//! only on rows it has locked (a locking read sees the latest committed row; a plain read
+//! may see a snapshot from before a concurrent commit):
+//!
+//! 1. the user the work is for: shared (`LOCK IN SHARE MODE`, which MariaDB and MySQL both
+//!    accept) to act for them, `FOR UPDATE` to delete them;
+//! 2. their idempotency key (its insert also holds the user row, through the foreign key);
+//! 3. their cart lines;
+//! 4. order rows, `FOR UPDATE`, before anything is decided about them;
+//! 5. product rows, in ascending id order (stock and rating updates);
+//! 6. payment rows.
+//!
+//! A path may skip levels but never goes back up one. So two paths touching the same order
+//! queue on its row and the second acts on what the first committed: a cancel and an
+//! account deletion return an order's stock once, not twice; a payment cannot land on an
+//! order that a deletion has already decided to remove. Deadlocks between paths are then
+//! impossible by construction; the retry in [`platform::db::transaction`] remains for the
+//! ones MySQL reports for gap locks on inserts.
+
+use std::collections::BTreeMap;
+
+use sqlx::{MySql, QueryBuilder};
+
+use platform::db::Tx;
+
+/// Level 1: the user row, shared. Returns whether the user exists; while the transaction
+/// lasts, the account cannot be deleted under it.
+pub async fn lock_user_shared(tx: &mut Tx<'static>, user_id: u64) -> Result<bool, sqlx::Error> {
+    let found = sqlx::query_scalar!(
+        "SELECT id FROM users WHERE id = ? LOCK IN SHARE MODE",
+        user_id
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(found.is_some())
+}
+
+/// Level 1: the user row, exclusive (account deletion). Returns whether the user exists.
+pub async fn lock_user_exclusive(tx: &mut Tx<'static>, user_id: u64) -> Result<bool, sqlx::Error> {
+    let found = sqlx::query_scalar!("SELECT id FROM users WHERE id = ? FOR UPDATE", user_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(found.is_some())
+}
+
+/// Units to add to (or take from) each product, kept sorted by product id so that the
+/// updates lock product rows in the global order.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Movements(BTreeMap<u64, u64>);
+
+impl Movements {
+    pub fn add(&mut self, product_id: u64, quantity: u64) {
+        *self.0.entry(product_id).or_default() += quantity;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.0.iter().map(|(id, quantity)| (*id, *quantity))
+    }
+}
+
+/// What a set of orders holds, by product. Lines of deleted products hold nothing: there is
+/// no shelf to return them to.
+pub async fn held_by(tx: &mut Tx<'static>, order_ids: &[u64]) -> Result<Movements, sqlx::Error> {
+    let mut held = Movements::default();
+    if order_ids.is_empty() {
+        return Ok(held);
+    }
+    let mut qb: QueryBuilder<MySql> = QueryBuilder::new(
+        "SELECT product_id, CAST(SUM(quantity) AS UNSIGNED) FROM order_items \
+         WHERE product_id IS NOT NULL AND order_id IN (",
+    );
+    let mut ids = qb.separated(", ");
+    for id in order_ids {
+        ids.push_bind(*id);
+    }
+    qb.push(") GROUP BY product_id");
+    let rows: Vec<(u64, u64)> = qb.build_query_as().fetch_all(&mut **tx).await?;
+    for (product_id, quantity) in rows {
+        held.add(product_id, quantity);
+    }
+    Ok(held)
+}
+
+/// Puts the units back on the shelf, product rows locked in ascending id order.
+pub async fn put_back(tx: &mut Tx<'static>, movements: &Movements) -> Result<(), sqlx::Error> {
+    for (product_id, quantity) in movements.iter() {
+        sqlx::query!(
+            "UPDATE products SET stock = stock + ?, updated_at = CURRENT_TIMESTAMP(6) WHERE id = ?",
+            quantity,
+            product_id
+        )
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Cancels orders whose rows the caller has locked (level 4) and that still hold their
+/// stock (pending, paid or processing): the stock goes back, completed payments are
+/// refunded, and the orders are marked cancelled, all in the caller's transaction.
+/// The one implementation of a cancel, whoever asks for it: a customer, an admin, the
+/// expiry of a stock hold, or the sweep.
+pub async fn cancel_locked(tx: &mut Tx<'static>, order_ids: &[u64]) -> Result<(), sqlx::Error> {
+    if order_ids.is_empty() {
+        return Ok(());
+    }
+    let held = held_by(tx, order_ids).await?;
+    put_back(tx, &held).await?;
+
+    let mut refund: QueryBuilder<MySql> = QueryBuilder::new(
+        "UPDATE payments SET status = 'refunded', updated_at = CURRENT_TIMESTAMP(6) \
+         WHERE status = 'completed' AND order_id IN (",
+    );
+    push_ids(&mut refund, order_ids);
+    refund.build().execute(&mut **tx).await?;
+
+    let mut cancel: QueryBuilder<MySql> = QueryBuilder::new(
+        "UPDATE orders SET status = 'cancelled', amount_paid = 0, \
+         updated_at = CURRENT_TIMESTAMP(6) WHERE id IN (",
+    );
+    push_ids(&mut cancel, order_ids);
+    cancel.build().execute(&mut **tx).await?;
+    Ok(())
+}
+
+fn push_ids(qb: &mut QueryBuilder<'_, MySql>, ids: &[u64]) {
+    let mut list = qb.separated(", ");
+    for id in ids {
+        list.push_bind(*id);
+    }
+    qb.push(")");
+}

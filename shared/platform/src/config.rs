@@ -1,0 +1,317 @@
+//! Configuration, read once per cold start.
+//!
+//! Locally everything comes from the environment (`DATABASE_URL`, `JWT_SECRET`). On Lambda
+//! the database credentials and the token signing key come from AWS Secrets Manager
+//! (`DB_SECRET_ARN`, `JWT_SECRET_ARN`); `AWS_ENDPOINT_URL` is honoured, which is how the
+//! tests reach a local Secrets Manager.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use sqlx::mysql::{MySqlConnectOptions, MySqlSslMode};
+
+/// Shortest accepted signing key: HS256 is only as strong as its key.
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0} is not set")]
+    Missing(&'static str),
+    #[error("{name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+    #[error("reading secret {arn}: {reason}")]
+    Secret { arn: String, reason: String },
+}
+
+#[derive(Clone)]
+pub struct Config {
+    pub database: DatabaseConfig,
+    pub jwt_secret: Secret,
+    pub token_ttl: Duration,
+    /// How long a pending order holds its stock (`ORDER_HOLD_SECONDS`).
+    pub order_hold: Duration,
+}
+
+/// Default stock hold of a pending order: 30 minutes, long enough to pay, short enough
+/// that an abandoned order does not keep goods off the shelf for long.
+pub const DEFAULT_ORDER_HOLD: Duration = Duration::from_secs(1800);
+/// Longest accepted hold: a week.
+pub const MAX_ORDER_HOLD_SECS: u64 = 7 * 24 * 3600;
+
+#[derive(Clone)]
+pub struct DatabaseConfig {
+    pub options: MySqlConnectOptions,
+    pub max_connections: u32,
+    /// Where fresh credentials come from after a rotation (Secrets Manager only).
+    pub credentials: Option<Arc<RotatingCredentials>>,
+}
+
+/// The database secret, read again when the server refuses the credentials: RDS rotates
+/// the master password on a schedule, and an instance must follow without a restart.
+pub struct RotatingCredentials {
+    client: aws_sdk_secretsmanager::Client,
+    arn: String,
+    /// The DB_* variables, captured at cold start.
+    env: HashMap<&'static str, String>,
+}
+
+impl RotatingCredentials {
+    pub async fn connect_options(&self) -> Result<MySqlConnectOptions, ConfigError> {
+        let text = fetch_secret(&self.client, &self.arn).await?;
+        let secret: RdsSecret = serde_json::from_str(&text).map_err(|e| ConfigError::Secret {
+            arn: self.arn.clone(),
+            reason: format!("not an RDS credentials JSON: {e}"),
+        })?;
+        rds_options(secret, &|name| self.env.get(name).cloned())
+    }
+}
+
+impl DatabaseConfig {
+    pub fn connect_options(&self) -> MySqlConnectOptions {
+        self.options.clone()
+    }
+}
+
+/// A secret value that never shows up in logs or debug output.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// The JSON that RDS and Aurora keep in Secrets Manager. RDS-managed master secrets hold
+/// only username and password; host, port and database then come from the environment.
+#[derive(Deserialize)]
+struct RdsSecret {
+    username: String,
+    password: String,
+    host: Option<String>,
+    port: Option<u16>,
+    dbname: Option<String>,
+}
+
+impl Config {
+    /// Reads the process environment (and Secrets Manager when an ARN is given).
+    pub async fn load() -> Result<Config, ConfigError> {
+        Self::load_from(|name| std::env::var(name).ok()).await
+    }
+
+    /// Reads configuration through `var`, so tests can supply their own environment.
+    pub async fn load_from(var: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let secrets = match (var("DB_SECRET_ARN"), var("JWT_SECRET_ARN")) {
+            (None, None) => None,
+            _ => Some(secrets_client(&var).await),
+        };
+        let database = DatabaseConfig::read(&var, secrets.as_ref()).await?;
+
+        let jwt_secret = match (var("JWT_SECRET_ARN"), &secrets) {
+            (Some(arn), Some(client)) => fetch_secret(client, &arn).await?,
+            _ => var("JWT_SECRET").ok_or(ConfigError::Missing("JWT_SECRET"))?,
+        };
+        if jwt_secret.len() < MIN_JWT_SECRET_BYTES {
+            return Err(ConfigError::Invalid {
+                name: "JWT_SECRET",
+                reason: format!("must be at least {MIN_JWT_SECRET_BYTES} bytes"),
+            });
+        }
+
+        let token_ttl =
+            seconds(&var, "TOKEN_TTL_SECONDS", 60, 86_400)?.unwrap_or(Duration::from_secs(3600));
+        let order_hold = order_hold(&var)?;
+
+        Ok(Config {
+            database,
+            jwt_secret: Secret(jwt_secret),
+            token_ttl,
+            order_hold,
+        })
+    }
+}
+
+/// `ORDER_HOLD_SECONDS`: 1 second to a week, [`DEFAULT_ORDER_HOLD`] when unset.
+pub fn order_hold(var: &impl Fn(&str) -> Option<String>) -> Result<Duration, ConfigError> {
+    Ok(seconds(var, "ORDER_HOLD_SECONDS", 1, MAX_ORDER_HOLD_SECS)?.unwrap_or(DEFAULT_ORDER_HOLD))
+}
+
+/// A whole number of seconds within `min..=max`, or `None` when the variable is unset.
+fn seconds(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    min: u64,
+    max: u64,
+) -> Result<Option<Duration>, ConfigError> {
+    let Some(value) = var(name) else {
+        return Ok(None);
+    };
+    value
+        .parse::<u64>()
+        .ok()
+        .filter(|s| (min..=max).contains(s))
+        .map(|s| Some(Duration::from_secs(s)))
+        .ok_or(ConfigError::Invalid {
+            name,
+            reason: format!("must be a whole number of seconds between {min} and {max}"),
+        })
+}
+
+impl DatabaseConfig {
+    /// Only the database: for the functions that need nothing else (the migrations and
+    /// the scheduled sweep), which therefore never read the token signing key.
+    pub async fn load() -> Result<DatabaseConfig, ConfigError> {
+        let var = |name: &str| std::env::var(name).ok();
+        let secrets = match var("DB_SECRET_ARN") {
+            Some(_) => Some(secrets_client(&var).await),
+            None => None,
+        };
+        Self::read(&var, secrets.as_ref()).await
+    }
+
+    async fn read(
+        var: &impl Fn(&str) -> Option<String>,
+        secrets: Option<&aws_sdk_secretsmanager::Client>,
+    ) -> Result<DatabaseConfig, ConfigError> {
+        let max_connections = match var("DB_MAX_CONNECTIONS") {
+            Some(v) => v
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or(ConfigError::Invalid {
+                    name: "DB_MAX_CONNECTIONS",
+                    reason: "must be a positive integer".into(),
+                })?,
+            None => 2,
+        };
+        let (options, credentials) = match (var("DB_SECRET_ARN"), secrets) {
+            (Some(arn), Some(client)) => {
+                let env = DB_VARIABLES
+                    .iter()
+                    .filter_map(|name| var(name).map(|value| (*name, value)))
+                    .collect();
+                let source = RotatingCredentials {
+                    client: client.clone(),
+                    arn,
+                    env,
+                };
+                (source.connect_options().await?, Some(Arc::new(source)))
+            }
+            _ => {
+                let url = var("DATABASE_URL").ok_or(ConfigError::Missing("DATABASE_URL"))?;
+                let options = options_from_url(&url).map_err(|e| ConfigError::Invalid {
+                    name: "DATABASE_URL",
+                    reason: e.to_string(),
+                })?;
+                (options, None)
+            }
+        };
+        Ok(DatabaseConfig {
+            options,
+            max_connections,
+            credentials,
+        })
+    }
+}
+
+/// Connect options from a URL, with the session pinned to UTC (DATETIME columns hold UTC).
+pub fn options_from_url(url: &str) -> Result<MySqlConnectOptions, sqlx::Error> {
+    url.parse::<MySqlConnectOptions>()
+        .map(|o| o.timezone(Some(String::from("+00:00"))))
+}
+
+/// The variables that complete or override an RDS secret.
+const DB_VARIABLES: [&str; 5] = ["DB_HOST", "DB_PORT", "DB_NAME", "DB_SSL_MODE", "DB_SSL_CA"];
+
+fn rds_options(
+    secret: RdsSecret,
+    var: &impl Fn(&str) -> Option<String>,
+) -> Result<MySqlConnectOptions, ConfigError> {
+    let host = var("DB_HOST")
+        .or(secret.host)
+        .ok_or(ConfigError::Missing("DB_HOST"))?;
+    let port = match var("DB_PORT") {
+        Some(p) => p.parse().map_err(|_| ConfigError::Invalid {
+            name: "DB_PORT",
+            reason: "must be a port number".into(),
+        })?,
+        None => secret.port.unwrap_or(3306),
+    };
+    let database = var("DB_NAME")
+        .or(secret.dbname)
+        .ok_or(ConfigError::Missing("DB_NAME"))?;
+    // Traffic stays inside the VPC; `required` encrypts it. `verify_identity` additionally
+    // needs the RDS CA bundle, given by DB_SSL_CA.
+    let ssl_mode = match var("DB_SSL_MODE").as_deref().unwrap_or("required") {
+        "disabled" => MySqlSslMode::Disabled,
+        "preferred" => MySqlSslMode::Preferred,
+        "required" => MySqlSslMode::Required,
+        "verify_ca" => MySqlSslMode::VerifyCa,
+        "verify_identity" => MySqlSslMode::VerifyIdentity,
+        other => {
+            return Err(ConfigError::Invalid {
+                name: "DB_SSL_MODE",
+                reason: format!("unknown mode {other:?}"),
+            });
+        }
+    };
+    let mut options = MySqlConnectOptions::new()
+        .host(&host)
+        .port(port)
+        .username(&secret.username)
+        .database(&database)
+        .ssl_mode(ssl_mode)
+        .timezone(Some(String::from("+00:00")));
+    if !secret.password.is_empty() {
+        options = options.password(&secret.password);
+    }
+    if let Some(ca) = var("DB_SSL_CA") {
+        options = options.ssl_ca(ca);
+    }
+    Ok(options)
+}
+
+async fn secrets_client(var: &impl Fn(&str) -> Option<String>) -> aws_sdk_secretsmanager::Client {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(url) = var("AWS_ENDPOINT_URL") {
+        loader = loader.endpoint_url(url);
+    }
+    if let Some(region) = var("AWS_REGION") {
+        loader = loader.region(aws_config::Region::new(region));
+    }
+    aws_sdk_secretsmanager::Client::new(&loader.load().await)
+}
+
+async fn fetch_secret(
+    client: &aws_sdk_secretsmanager::Client,
+    arn: &str,
+) -> Result<String, ConfigError> {
+    let output = client
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .map_err(|e| ConfigError::Secret {
+            arn: arn.to_string(),
+            reason: aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
+        })?;
+    output
+        .secret_string()
+        .map(str::to_string)
+        .ok_or_else(|| ConfigError::Secret {
+            arn: arn.to_string(),
+            reason: "has no string value".into(),
+        })
+}

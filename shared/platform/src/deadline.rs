@@ -1,0 +1,42 @@
+//! How long an invocation may keep working: Lambda gives each one a deadline.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The time left before `deadline_ms` (milliseconds since the Unix epoch, as Lambda gives
+/// it), minus `reserve` for answering. A deadline already past, which only an emulator
+/// sends (`cargo lambda watch` sends a fixed 600000), gets `fallback` instead.
+pub fn budget(deadline_ms: u64, reserve: Duration, fallback: Duration) -> Duration {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    match Duration::from_millis(deadline_ms).checked_sub(now) {
+        Some(left) => left.saturating_sub(reserve),
+        None => fallback,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RESERVE: Duration = Duration::from_secs(20);
+    const FALLBACK: Duration = Duration::from_secs(60);
+
+    fn in_ms(from_now: Duration) -> u64 {
+        let at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap() + from_now;
+        at.as_millis() as u64
+    }
+
+    #[test]
+    fn the_budget_leaves_time_to_answer() {
+        let left = budget(in_ms(Duration::from_secs(300)), RESERVE, FALLBACK);
+        assert!(left <= Duration::from_secs(280) && left > Duration::from_secs(275));
+        let short = budget(in_ms(Duration::from_secs(5)), RESERVE, FALLBACK);
+        assert_eq!(short, Duration::ZERO);
+    }
+
+    #[test]
+    fn a_deadline_in_the_past_gets_the_fallback() {
+        assert_eq!(budget(600_000, RESERVE, FALLBACK), FALLBACK);
+    }
+}

@@ -1,0 +1,53 @@
+//! What every function builds once per cold start and shares across requests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::MySqlPool;
+
+use crate::tokens::TokenKeys;
+use platform::config::{Config, ConfigError, RotatingCredentials};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: MySqlPool,
+    pub tokens: Arc<TokenKeys>,
+    /// Set on Lambda: re-read the database secret when the server refuses the password.
+    pub credentials: Option<Arc<RotatingCredentials>>,
+    /// How long a new pending order holds its stock.
+    pub order_hold: Duration,
+}
+
+impl AppState {
+    pub fn new(config: &Config) -> Self {
+        Self {
+            pool: platform::db::pool(&config.database),
+            tokens: Arc::new(TokenKeys::new(
+                config.jwt_secret.expose().as_bytes(),
+                config.token_ttl,
+            )),
+            credentials: config.database.credentials.clone(),
+            order_hold: config.order_hold,
+        }
+    }
+
+    /// Points the pool at the database secret's current credentials (after a rotation);
+    /// connections made from now on use them.
+    pub async fn refresh_credentials(&self) {
+        let Some(source) = &self.credentials else {
+            return;
+        };
+        match source.connect_options().await {
+            Ok(options) => {
+                self.pool.set_connect_options(options);
+                tracing::warn!("database refused the credentials; re-read the secret");
+            }
+            Err(err) => tracing::error!(error = %err, "re-reading the database secret failed"),
+        }
+    }
+
+    /// Configuration from the environment (and Secrets Manager on Lambda).
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self::new(&Config::load().await?))
+    }
+}
