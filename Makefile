@@ -107,19 +107,22 @@ test:
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory sqlx-check
 	$(MAKE) --no-print-directory template-check
-	DATABASE_URL=$(TEST_DATABASE_URL) .ci/with-moto cargo test --workspace --all-features --no-fail-fast
+	DATABASE_URL=$(TEST_DATABASE_URL) .ci/with-moto .ci/with-tls-db cargo test --workspace --all-features --no-fail-fast
 	cargo build -q -p tools --bin serve
 	DATABASE_SERVER=$(DB_SERVER) SERVE_BIN=$${CARGO_TARGET_DIR:-target}/debug/serve .ci/schemathesis
 	@.ci/ensure-tools cargo-lambda
 	DB_SERVER=$(DB_SERVER) .ci/local-run-check
 
-## The SAM template: SAM's own checks, cfn-lint, and the same routes in template.yaml, the
-## contract, Cargo.toml's watch router and every function's router.
+## The SAM template: SAM's own checks, cfn-lint, the same routes in template.yaml, the
+## contract, Cargo.toml's watch router and every function's router, and the production
+## pieces (concurrency, alarms, canaries, database user, TLS, throttles) on the translated
+## template.
 template-check:
 	@.ci/ensure-tools sam
 	SAM_CLI_TELEMETRY=0 sam validate --lint
 	cfn-lint template.yaml
 	.ci/check-routes
+	python3 -m pytest -q -p no:cacheprovider .ci/test_template.py
 
 ## Release arm64 bootstraps, built the way `sam build` builds them, and their sizes.
 package:

@@ -8,7 +8,7 @@ use reqwest::header::CONTENT_TYPE;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::database::{Connect, apply_migrations};
+use crate::database::{Connect, prepare};
 
 pub use lambda_runtime::Error;
 
@@ -116,12 +116,9 @@ pub(crate) async fn custom_resource(
         RequestType::Update if request.is_rollback() => {
             Ok("Rollback: migrations only go forward, the schema is left as it is.".to_string())
         }
-        RequestType::Create | RequestType::Update => match database.pool().await {
-            Ok(pool) => apply_migrations(&pool, budget)
-                .await
-                .map(|version| format!("Migrations applied; schema version {version}.")),
-            Err(reason) => Err(reason),
-        },
+        RequestType::Create | RequestType::Update => prepare(database, budget)
+            .await
+            .map(|version| format!("Migrations applied; schema version {version}.")),
     };
     let (status, reason) = match outcome {
         Ok(reason) => (Status::Success, reason),

@@ -8,12 +8,19 @@ use sqlx::MySqlPool;
 use sqlx::migrate::MigrateError;
 use tokio::sync::OnceCell;
 
+use crate::app_user::AppUser;
+
 const LONGEST_PAUSE: Duration = Duration::from_secs(5);
 
 /// Where the database comes from. A Delete never asks, so it succeeds even when the
 /// configuration or the database is gone, which is what lets a broken stack be deleted.
 pub trait Connect {
     fn pool(&self) -> impl Future<Output = Result<MySqlPool, String>> + Send;
+
+    /// The user the API functions connect as, when the stack has one (see `app_user`).
+    fn app_user(&self) -> impl Future<Output = Result<Option<AppUser>, String>> + Send {
+        async { Ok(None) }
+    }
 }
 
 impl Connect for MySqlPool {
@@ -41,6 +48,26 @@ impl Connect for ConfiguredPool {
             .await
             .cloned()
     }
+
+    async fn app_user(&self) -> Result<Option<AppUser>, String> {
+        let secret = platform::config::secret_named_by("APP_DB_SECRET_ARN")
+            .await
+            .map_err(|e| format!("configuration: {e}"))?;
+        secret
+            .map(|text| AppUser::from_secret(text.expose()))
+            .transpose()
+    }
+}
+
+/// What every deploy does to the database: the pending migrations, then the application
+/// user with its current password. Returns the schema version.
+pub async fn prepare(database: &impl Connect, budget: Duration) -> Result<i64, String> {
+    let pool = database.pool().await?;
+    let version = apply_migrations(&pool, budget).await?;
+    if let Some(user) = database.app_user().await? {
+        crate::app_user::ensure(&pool, &user).await?;
+    }
+    Ok(version)
 }
 
 /// The newest migration this build carries.

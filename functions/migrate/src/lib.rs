@@ -10,6 +10,7 @@
 //! - `{"migrate": {}}`, which applies the migrations outside a deploy (after repairing a
 //!   failed one by hand, for instance) and returns the schema version.
 
+pub mod app_user;
 pub mod custom_resource;
 pub mod database;
 
@@ -22,8 +23,9 @@ use serde_json::{Value, json};
 use sqlx::MySqlPool;
 
 use custom_resource::{CustomResourceRequest, Status, custom_resource, send_response};
-use database::apply_migrations;
+use database::prepare;
 
+pub use app_user::AppUser;
 pub use custom_resource::VERSION_PROPERTY;
 pub use database::{ConfiguredPool, Connect, schema_version};
 pub use lambda_runtime::Error;
@@ -62,8 +64,7 @@ pub async fn handle(
             Ok(json!({ "admin_id": id }))
         }
         Invocation::Migrate => {
-            let pool = database.pool().await?;
-            let version = apply_migrations(&pool, budget).await?;
+            let version = prepare(database, budget).await?;
             Ok(json!({ "schema_version": version }))
         }
     }

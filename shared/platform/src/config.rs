@@ -12,6 +12,11 @@ use std::time::Duration;
 use serde::Deserialize;
 use sqlx::mysql::{MySqlConnectOptions, MySqlSslMode};
 
+/// The Amazon RDS certificate authorities (`DB_SSL_CA=rds`), shipped inside every function
+/// so that verifying an Aurora or RDS endpoint needs no file on disk. See
+/// `.ci/rds-ca-bundle` for where they come from.
+pub const RDS_CA_BUNDLE: &[u8] = include_bytes!("../certs/rds-ca.pem");
+
 /// Shortest accepted signing key: HS256 is only as strong as its key.
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
@@ -252,8 +257,9 @@ fn rds_options(
     let database = var("DB_NAME")
         .or(secret.dbname)
         .ok_or(ConfigError::Missing("DB_NAME"))?;
-    // Traffic stays inside the VPC; `required` encrypts it. `verify_identity` additionally
-    // needs the RDS CA bundle, given by DB_SSL_CA.
+    // `required` encrypts; `verify_identity` also checks the server's certificate against
+    // DB_SSL_CA and its name against the host, so nothing on the path can pose as the
+    // database.
     let ssl_mode = match var("DB_SSL_MODE").as_deref().unwrap_or("required") {
         "disabled" => MySqlSslMode::Disabled,
         "preferred" => MySqlSslMode::Preferred,
@@ -277,9 +283,12 @@ fn rds_options(
     if !secret.password.is_empty() {
         options = options.password(&secret.password);
     }
-    if let Some(ca) = var("DB_SSL_CA") {
-        options = options.ssl_ca(ca);
-    }
+    options = match var("DB_SSL_CA").as_deref() {
+        // The public roots only: an RDS Proxy's certificate comes from ACM.
+        None | Some("" | "system") => options,
+        Some("rds") => options.ssl_ca_from_pem(RDS_CA_BUNDLE.to_vec()),
+        Some(path) => options.ssl_ca(path),
+    };
     Ok(options)
 }
 
@@ -314,4 +323,17 @@ async fn fetch_secret(
             arn: arn.to_string(),
             reason: "has no string value".into(),
         })
+}
+
+/// The text of a secret named by an environment variable holding its ARN, or `None` when
+/// the variable is unset. `AWS_ENDPOINT_URL` is honoured, as for every other secret.
+pub async fn secret_named_by(variable: &'static str) -> Result<Option<Secret>, ConfigError> {
+    let var = |name: &str| std::env::var(name).ok();
+    let Some(arn) = var(variable) else {
+        return Ok(None);
+    };
+    let client = secrets_client(&var).await;
+    fetch_secret(&client, &arn)
+        .await
+        .map(|text| Some(Secret(text)))
 }

@@ -1,7 +1,7 @@
 //! API Gateway events, and sending them through `lambda_http` as the Lambda runtime does.
 
 use axum::Router;
-use lambda_http::{Context, LambdaEvent, Service};
+use lambda_http::{Context, LambdaEvent};
 use serde_json::{Value, json};
 
 /// An API Gateway HTTP API (payload v2) event, as API Gateway sends it.
@@ -94,14 +94,16 @@ pub fn rest_api_event(
     })
 }
 
-/// Sends an API Gateway event through `lambda_http` exactly as the Lambda runtime does,
-/// and returns the response JSON the runtime would post back to Lambda.
+/// Sends an API Gateway event through the functions' Lambda entry point exactly as the
+/// Lambda runtime does, and returns the response JSON the runtime would post back.
 pub async fn invoke_lambda(router: Router, event: Value) -> Value {
-    let request: lambda_http::request::LambdaRequest =
-        serde_json::from_value(event).expect("a valid API Gateway event");
-    let mut adapter = lambda_http::Adapter::from(web::lambda::lambda_service(router));
-    let response = adapter
-        .call(LambdaEvent::new(request, Context::default()))
+    invoke_lambda_with(router, event, Context::default()).await
+}
+
+/// [`invoke_lambda`] with the invocation's own context (its request id, say).
+pub async fn invoke_lambda_with(router: Router, event: Value, context: Context) -> Value {
+    let service = web::lambda::lambda_service(router);
+    let response = web::lambda::handle(service, LambdaEvent::new(event, context))
         .await
         .expect("the router never fails");
     serde_json::to_value(response).expect("a serialisable Lambda response")

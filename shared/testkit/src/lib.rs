@@ -8,6 +8,6 @@ pub mod parallel;
 pub mod proxy;
 
 pub use app::{JWT_SECRET, TestApp, TestResponse, TestUser, expire_order, insert_user, state};
-pub use events::{http_api_event, invoke_lambda, lambda_body, rest_api_event};
+pub use events::{http_api_event, invoke_lambda, invoke_lambda_with, lambda_body, rest_api_event};
 pub use parallel::in_parallel;
 pub use proxy::TcpProxy;

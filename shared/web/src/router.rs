@@ -1,10 +1,16 @@
 //! What every function's router shares: problem+json fallbacks, the body limit, following a
 //! rotated database password, and the responses several functions give.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use lambda_http::RequestExt;
+use lambda_http::request::RequestContext;
+use tracing::Instrument;
 
 use domain::error::Error;
 
@@ -12,8 +18,13 @@ use crate::error::{ApiError, CredentialsRejected, problem_response};
 use crate::extract::MAX_BODY_BYTES;
 use crate::state::AppState;
 
+/// The response header that tells the client which request it was: API Gateway's request
+/// id, the one every log line of the request carries, so a report can be matched to logs.
+pub const REQUEST_ID: &str = "x-request-id";
+
 /// Completes a function's router: unknown paths are 404 and wrong methods 405 (with the
-/// `Allow` header axum computes), both as problem+json; bodies over 1 MiB are 413.
+/// `Allow` header axum computes), both as problem+json; bodies over 1 MiB are 413; every
+/// request is logged under its request id, which the response carries back.
 pub fn finish(routes: Router<AppState>, state: AppState) -> Router {
     routes
         .fallback(|| async { ApiError::Domain(Error::NotFound("resource")).into_response() })
@@ -25,7 +36,46 @@ pub fn finish(routes: Router<AppState>, state: AppState) -> Router {
             refresh_rejected_credentials,
         ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(with_request_id))
         .with_state(state)
+}
+
+async fn with_request_id(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let id = request_id(&request);
+    let span = tracing::info_span!("request", request_id = %id);
+    let mut response = next.run(request).instrument(span).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    response
+}
+
+/// API Gateway's id for the request; else Lambda's for the invocation; else (a plain HTTP
+/// host such as `serve`) one made here.
+fn request_id(request: &axum::extract::Request) -> String {
+    let gateway = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone(),
+        Some(RequestContext::ApiGatewayV1(ctx)) => ctx.request_id.clone(),
+        _ => None,
+    };
+    gateway
+        .or_else(|| {
+            request
+                .lambda_context_ref()
+                .map(|ctx| ctx.request_id.clone())
+        })
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| {
+            static NEXT: AtomicU64 = AtomicU64::new(0);
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default();
+            format!("{nanos:x}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
+        })
 }
 
 /// After a request the database refused for its credentials, re-read them, so that a
