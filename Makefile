@@ -28,12 +28,13 @@ STACK ?= shop-api
 # The crates deployed as Lambda functions (template.yaml), migrate included.
 FUNCTIONS := products categories users cart orders payments reviews migrate sweep
 
-.PHONY: help run serve db reset test lint sqlx-check admin prepare bench template-check package deploy deployed-admin
+.PHONY: help run serve db reset test test-deployed lint sqlx-check admin prepare bench template-check package deploy deployed-admin
 help:
 	@echo "make run    - serve the whole API on http://$(HOST):$(PORT) (database, migrations, sample data)"
 	@echo "make test   - formatting, lints, query data, and every test against a real MariaDB"
 	@echo "make reset  - put the local database back to the sample data and the local admin"
 	@echo "make serve  - the same API on one plain HTTP port ($(SERVE_PORT)), without the Lambda emulator"
+	@echo "make test-deployed - sam build + sam deploy of template.yaml to a local AWS emulator, tested through its API Gateway"
 	@echo "make bench  - latency, throughput, cold start, size and memory beside their floors (BENCHMARKS.md)"
 	@echo "make admin EMAIL=... PASSWORD=... - create (or promote) an admin in DATABASE_URL"
 	@echo "make prepare - refresh the committed .sqlx query data after changing a query"
@@ -112,6 +113,12 @@ test:
 	DATABASE_SERVER=$(DB_SERVER) SERVE_BIN=$${CARGO_TARGET_DIR:-target}/debug/serve .ci/schemathesis
 	@.ci/ensure-tools cargo-lambda
 	DB_SERVER=$(DB_SERVER) .ci/local-run-check
+	$(MAKE) --no-print-directory test-deployed
+
+## The real template.yaml, built by `sam build` and deployed by `sam deploy` to MiniStack (a
+## local AWS emulator: no account, no Docker), then tested through its API Gateway.
+test-deployed:
+	DB_SERVER=$(DB_SERVER) .ci/test-deployed
 
 ## The SAM template: SAM's own checks, cfn-lint, the same routes in template.yaml, the
 ## contract, Cargo.toml's watch router and every function's router, and the production

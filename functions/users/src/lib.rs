@@ -48,7 +48,7 @@ async fn login(
     Json(input): Json<Credentials>,
 ) -> ApiResult<axum::Json<LoginResponse>> {
     let account = users::login(&state.pool, input).await?;
-    let issued = state.tokens.issue(&account)?;
+    let issued = state.tokens.issue(&account).await?;
     Ok(axum::Json(LoginResponse {
         access_token: issued.token,
         token_type: "Bearer",

@@ -34,6 +34,11 @@ pub enum ConfigError {
 pub struct Config {
     pub database: DatabaseConfig,
     pub jwt_secret: Secret,
+    /// Where the signing key is read again (`JWT_SECRET_ARN`), so that a rotated key
+    /// reaches instances that are already running.
+    pub jwt_source: Option<SigningKeySource>,
+    /// How often secrets kept in memory are read again (`SECRETS_REFRESH_SECONDS`).
+    pub secrets_refresh: Duration,
     pub token_ttl: Duration,
     /// How long a pending order holds its stock (`ORDER_HOLD_SECONDS`).
     pub order_hold: Duration,
@@ -124,16 +129,21 @@ impl Config {
         };
         let database = DatabaseConfig::read(&var, secrets.as_ref()).await?;
 
-        let jwt_secret = match (var("JWT_SECRET_ARN"), &secrets) {
-            (Some(arn), Some(client)) => fetch_secret(client, &arn).await?,
-            _ => var("JWT_SECRET").ok_or(ConfigError::Missing("JWT_SECRET"))?,
+        let (jwt_secret, jwt_source) = match (var("JWT_SECRET_ARN"), &secrets) {
+            (Some(arn), Some(client)) => {
+                let source = SigningKeySource {
+                    client: client.clone(),
+                    arn,
+                };
+                (source.read().await?, Some(source))
+            }
+            _ => (
+                check_signing_key(var("JWT_SECRET").ok_or(ConfigError::Missing("JWT_SECRET"))?)?,
+                None,
+            ),
         };
-        if jwt_secret.len() < MIN_JWT_SECRET_BYTES {
-            return Err(ConfigError::Invalid {
-                name: "JWT_SECRET",
-                reason: format!("must be at least {MIN_JWT_SECRET_BYTES} bytes"),
-            });
-        }
+        let secrets_refresh =
+            seconds(&var, "SECRETS_REFRESH_SECONDS", 1, 86_400)?.unwrap_or(DEFAULT_SECRETS_REFRESH);
 
         let token_ttl =
             seconds(&var, "TOKEN_TTL_SECONDS", 60, 86_400)?.unwrap_or(Duration::from_secs(3600));
@@ -141,10 +151,41 @@ impl Config {
 
         Ok(Config {
             database,
-            jwt_secret: Secret(jwt_secret),
+            jwt_secret,
+            jwt_source,
+            secrets_refresh,
             token_ttl,
             order_hold,
         })
+    }
+}
+
+/// Secrets kept in memory are read again this often by default: a rotated signing key is
+/// in use everywhere within five minutes, without a deploy.
+pub const DEFAULT_SECRETS_REFRESH: Duration = Duration::from_secs(300);
+
+/// A token signing key, refused when it is too short to be safe.
+fn check_signing_key(key: String) -> Result<Secret, ConfigError> {
+    if key.len() < MIN_JWT_SECRET_BYTES {
+        return Err(ConfigError::Invalid {
+            name: "JWT_SECRET",
+            reason: format!("must be at least {MIN_JWT_SECRET_BYTES} bytes"),
+        });
+    }
+    Ok(Secret(key))
+}
+
+/// The signing key in Secrets Manager, read again whenever its holder wants the current value.
+#[derive(Clone)]
+pub struct SigningKeySource {
+    client: aws_sdk_secretsmanager::Client,
+    arn: String,
+}
+
+impl SigningKeySource {
+    /// The current value of the signing key this source names.
+    pub async fn read(&self) -> Result<Secret, ConfigError> {
+        check_signing_key(fetch_secret(&self.client, &self.arn).await?)
     }
 }
 

@@ -13,14 +13,14 @@ use serde_json::Value;
 use sqlx::MySqlPool;
 use tower::ServiceExt;
 use web::state::AppState;
-use web::tokens::TokenKeys;
+use web::tokens::Tokens;
 
 pub const JWT_SECRET: &str = "test-signing-key-that-is-long-enough-0123456789";
 
 pub fn state(pool: MySqlPool) -> AppState {
     AppState {
         pool,
-        tokens: Arc::new(TokenKeys::new(
+        tokens: Arc::new(Tokens::fixed(
             JWT_SECRET.as_bytes(),
             Duration::from_secs(3600),
         )),
@@ -157,7 +157,12 @@ pub async fn insert_user(state: &AppState, role: Role) -> TestUser {
         role,
         token_version: 0,
     };
-    let token = state.tokens.issue(&account).expect("issue token").token;
+    let token = state
+        .tokens
+        .issue(&account)
+        .await
+        .expect("issue token")
+        .token;
     TestUser { id, email, token }
 }
 

@@ -19,7 +19,7 @@ impl FromRequestParts<AppState> for AuthUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer_token(parts)?;
-        let claims = state.tokens.verify(token)?;
+        let claims = state.tokens.verify(token).await?;
         let id: u64 = claims
             .sub
             .parse()

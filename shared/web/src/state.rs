@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use sqlx::MySqlPool;
 
-use crate::tokens::TokenKeys;
+use crate::tokens::Tokens;
 use platform::config::{Config, ConfigError, RotatingCredentials};
 
 #[derive(Clone)]
 pub struct AppState {
     pub pool: MySqlPool,
-    pub tokens: Arc<TokenKeys>,
+    pub tokens: Arc<Tokens>,
     /// Set on Lambda: re-read the database secret when the server refuses the password.
     pub credentials: Option<Arc<RotatingCredentials>>,
     /// How long a new pending order holds its stock.
@@ -22,9 +22,11 @@ impl AppState {
     pub fn new(config: &Config) -> Self {
         Self {
             pool: platform::db::pool(&config.database),
-            tokens: Arc::new(TokenKeys::new(
+            tokens: Arc::new(Tokens::new(
                 config.jwt_secret.expose().as_bytes(),
                 config.token_ttl,
+                config.jwt_source.clone(),
+                config.secrets_refresh,
             )),
             credentials: config.database.credentials.clone(),
             order_hold: config.order_hold,

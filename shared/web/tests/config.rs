@@ -241,3 +241,52 @@ async fn a_rotated_database_password_is_picked_up_without_a_restart() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_rotated_signing_key_reaches_running_instances_without_a_deploy() {
+    let (host, port) = test_server();
+    let key_arn = create_secret("a".repeat(48)).await;
+    let config = Config::load_from(env(&[
+        ("DATABASE_URL", format!("mysql://root@{host}:{port}/mysql")),
+        ("JWT_SECRET_ARN", key_arn.clone()),
+        ("SECRETS_REFRESH_SECONDS", "1".into()),
+    ]))
+    .await
+    .unwrap();
+    let state = web::state::AppState::new(&config);
+    let account = domain::users::Account {
+        id: 7,
+        role: domain::role::Role::Customer,
+        token_version: 0,
+    };
+    let old = state.tokens.issue(&account).await.unwrap().token;
+    assert!(state.tokens.verify(&old).await.is_ok());
+
+    client()
+        .await
+        .put_secret_value()
+        .secret_id(&key_arn)
+        .secret_string("b".repeat(48))
+        .send()
+        .await
+        .unwrap();
+    // Until the refresh is due the instance keeps its key...
+    assert!(state.tokens.verify(&old).await.is_ok());
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // ...then it reads the new one: tokens of the old key are refused, new ones work.
+    assert!(state.tokens.verify(&old).await.is_err());
+    let new = state.tokens.issue(&account).await.unwrap().token;
+    assert!(state.tokens.verify(&new).await.is_ok());
+
+    // A key too short to be safe is not taken: the instance keeps the one it has.
+    client()
+        .await
+        .put_secret_value()
+        .secret_id(&key_arn)
+        .secret_string("short")
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert!(state.tokens.verify(&new).await.is_ok());
+}

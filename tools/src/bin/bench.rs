@@ -296,7 +296,7 @@ async fn floor(state: AppState, f: Fixture, scenario: &'static str) {
             let account = domain::users::login(&state.pool, credentials)
                 .await
                 .unwrap();
-            state.tokens.issue(&account).unwrap();
+            state.tokens.issue(&account).await.unwrap();
         }
         other => unreachable!("{other}"),
     }
@@ -405,6 +405,8 @@ fn bench_state(url: &str) -> AppState {
             credentials: None,
         },
         jwt_secret: Secret::new(JWT_SECRET),
+        jwt_source: None,
+        secrets_refresh: platform::config::DEFAULT_SECRETS_REFRESH,
         token_ttl: Duration::from_secs(3600),
         order_hold: DEFAULT_ORDER_HOLD,
     };
