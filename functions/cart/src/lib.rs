@@ -7,6 +7,7 @@ use axum::response::Response;
 use axum::routing::{get, post, put};
 use domain::cart::{self, Cart, Checkout, SetQuantity};
 use domain::id::Id;
+use domain::orders::Actor;
 use domain::users;
 use web::auth::AuthUser;
 use web::error::ApiResult;
@@ -82,10 +83,13 @@ async fn checkout(
     let user_id = user_id.0;
     users::require_existing_user(&state.pool, user_id).await?;
     let hold = state.order_hold;
+    let shipping = input.shipping();
+    let actor = Actor::of(&caller);
     let route = "POST /users/{user_id}/cart/checkout";
     let request = (user_id, input);
     idempotency::create_once(&state.pool, caller.id, key, route, &request, move |tx| {
-        Box::pin(async move { Ok(cart::checkout(tx, user_id, hold).await?) })
+        let shipping = shipping.clone();
+        Box::pin(async move { Ok(cart::checkout(tx, user_id, &shipping, actor, hold).await?) })
     })
     .await
 }

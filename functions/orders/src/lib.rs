@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use domain::id::Id;
-use domain::orders::{self, NewOrder, Order, OrderQuery, OrderSummary, StatusChange};
+use domain::orders::{self, Actor, NewOrder, Order, OrderQuery, OrderSummary, StatusChange};
 use domain::page::Page;
 use web::auth::AuthUser;
 use web::error::ApiResult;
@@ -35,6 +35,8 @@ async fn create(
 ) -> ApiResult<Response> {
     let user_id = caller.acting_for(input.user_id.map(Id::get))?;
     let lines = orders::merge(&input.items);
+    let shipping = input.shipping();
+    let actor = Actor::of(&caller);
     let hold = state.order_hold;
     idempotency::create_once(
         &state.pool,
@@ -43,8 +45,10 @@ async fn create(
         "POST /orders",
         &input,
         move |tx| {
-            let lines = lines.clone();
-            Box::pin(async move { Ok(orders::place(tx, user_id, &lines, hold).await?) })
+            let (lines, shipping) = (lines.clone(), shipping.clone());
+            Box::pin(async move {
+                Ok(orders::place(tx, user_id, &lines, &shipping, actor, hold).await?)
+            })
         },
     )
     .await
@@ -67,7 +71,7 @@ async fn update(
     Json(change): Json<StatusChange>,
 ) -> ApiResult<axum::Json<Order>> {
     Ok(axum::Json(
-        orders::set_status(&state.pool, caller, id.0, change.status).await?,
+        orders::set_status(&state.pool, caller, id.0, change).await?,
     ))
 }
 

@@ -46,7 +46,8 @@ async fn order(pool: &MySqlPool, user: u64, lines: &[(u64, u32)]) -> u64 {
     platform::db::transaction(pool, move |tx| {
         let lines = lines.clone();
         Box::pin(async move {
-            domain::orders::create_in(tx, user, &lines, Duration::from_secs(1800)).await
+            let (hold, actor) = (Duration::from_secs(1800), domain::orders::Actor::Customer);
+            domain::orders::create_in(tx, user, &lines, None, actor, hold).await
         })
     })
     .await

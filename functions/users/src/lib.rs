@@ -1,16 +1,18 @@
-//! The `users` function: registration, login and profiles.
+//! The `users` function: registration, login, profiles and address books.
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
+use domain::addresses::{self, Address, AddressQuery, PostalAddress};
 use domain::id::Id;
+use domain::page::Page;
 use domain::users::{self, Credentials, Profile, Registration, User, UserPatch};
 use serde::Serialize;
 use web::auth::AuthUser;
 use web::error::ApiResult;
-use web::extract::{Json, Path};
+use web::extract::{Json, Path, Query};
 use web::state::AppState;
 
 /// This function's routes, for Lambda ([`router`]) or for a host serving several functions.
@@ -19,6 +21,14 @@ pub fn routes() -> Router<AppState> {
         .route("/users/register", post(register))
         .route("/users/login", post(login))
         .route("/users/{user_id}", get(show).put(update).delete(remove))
+        .route(
+            "/users/{user_id}/addresses",
+            get(list_addresses).post(add_address),
+        )
+        .route(
+            "/users/{user_id}/addresses/{address_id}",
+            delete(remove_address),
+        )
 }
 
 /// The complete router Lambda runs: the routes plus 404/405 problems and the body limit.
@@ -85,5 +95,43 @@ async fn remove(
 ) -> ApiResult<impl IntoResponse> {
     caller.require_self_or_admin(id.0)?;
     users::delete(&state.pool, id.0).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_addresses(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Path(user_id): Path<Id>,
+    Query(query): Query<AddressQuery>,
+) -> ApiResult<axum::Json<Page<Address>>> {
+    caller.require_self_or_admin(user_id.0)?;
+    users::require_existing_user(&state.pool, user_id.0).await?;
+    Ok(axum::Json(
+        addresses::list(&state.pool, user_id.0, &query).await?,
+    ))
+}
+
+async fn add_address(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Path(user_id): Path<Id>,
+    Json(input): Json<PostalAddress>,
+) -> ApiResult<Response> {
+    caller.require_self_or_admin(user_id.0)?;
+    let address = addresses::create(&state.pool, user_id.0, input).await?;
+    Ok(web::router::created(
+        format!("/users/{}/addresses/{}", user_id.0, address.id),
+        address,
+    ))
+}
+
+async fn remove_address(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Path((user_id, address_id)): Path<(Id, Id)>,
+) -> ApiResult<StatusCode> {
+    caller.require_self_or_admin(user_id.0)?;
+    users::require_existing_user(&state.pool, user_id.0).await?;
+    addresses::delete(&state.pool, user_id.0, address_id.0).await?;
     Ok(StatusCode::NO_CONTENT)
 }

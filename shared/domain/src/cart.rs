@@ -7,9 +7,11 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sqlx::MySqlPool;
 
+use crate::addresses::{self, PostalAddress, Shipping};
 use crate::error::{Conflict, Error, FieldError, Result};
+use crate::id::Id;
 use crate::money::Money;
-use crate::orders::{MAX_QUANTITY, Order};
+use crate::orders::{Actor, MAX_QUANTITY, Order};
 use crate::validate::{Checks, Validate, whole};
 use platform::db::Tx;
 
@@ -44,12 +46,38 @@ impl Validate for SetQuantity {
     }
 }
 
-/// Checkout takes no body, or an empty object.
+/// Checkout takes no body, an empty object, or where the order ships: one of the owner's
+/// saved addresses or an address given inline. Absent fields stay out of the idempotency
+/// fingerprint, so a retry of a request made before addresses existed still matches.
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Checkout {}
+pub struct Checkout {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipping_address_id: Option<Id>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipping_address: Option<PostalAddress>,
+}
 
-impl Validate for Checkout {}
+impl Checkout {
+    pub fn shipping(&self) -> Shipping {
+        Shipping::of(
+            self.shipping_address_id.map(Id::get),
+            self.shipping_address.as_ref(),
+        )
+    }
+}
+
+impl Validate for Checkout {
+    fn validate(&self) -> Result<(), Vec<FieldError>> {
+        let mut checks = Checks::new();
+        addresses::check_choice(
+            &mut checks,
+            self.shipping_address_id.map(Id::get),
+            self.shipping_address.as_ref(),
+        );
+        checks.finish()
+    }
+}
 
 pub async fn get(pool: &MySqlPool, user_id: u64) -> Result<Cart> {
     crate::users::require_existing_user(pool, user_id).await?;
@@ -172,7 +200,13 @@ pub async fn clear(pool: &MySqlPool, user_id: u64) -> Result<()> {
 /// returns the order id. Stock is checked again here, since it may have moved since the
 /// lines were set. The user row is locked before the cart (the lock order of
 /// `crate::stock`), so the account cannot be deleted under the checkout.
-async fn checkout_in(tx: &mut Tx<'static>, user_id: u64, hold: Duration) -> Result<u64> {
+async fn checkout_in(
+    tx: &mut Tx<'static>,
+    user_id: u64,
+    shipping: &Shipping,
+    actor: Actor,
+    hold: Duration,
+) -> Result<u64> {
     if !crate::stock::lock_user_shared(tx, user_id).await? {
         return Err(Error::NotFound("user"));
     }
@@ -188,8 +222,10 @@ async fn checkout_in(tx: &mut Tx<'static>, user_id: u64, hold: Duration) -> Resu
     if lines.is_empty() {
         return Err(Error::conflict(Conflict::EmptyCart, "The cart is empty."));
     }
+    // A wrong address is the request's fault (400), not the cart's.
+    let ship = shipping.resolve(tx, user_id).await?;
     // The cart, not the request, is at fault when it cannot become an order: 409.
-    let order_id = crate::orders::create_in(tx, user_id, &lines, hold)
+    let order_id = crate::orders::create_in(tx, user_id, &lines, ship.as_ref(), actor, hold)
         .await
         .map_err(|err| match err {
             Error::Invalid(errors) => Error::Conflict {
@@ -206,7 +242,13 @@ async fn checkout_in(tx: &mut Tx<'static>, user_id: u64, hold: Duration) -> Resu
 }
 
 /// Checks the cart out in `tx` and reads the order back: what checkout answers.
-pub async fn checkout(tx: &mut Tx<'static>, user_id: u64, hold: Duration) -> Result<Order> {
-    let id = checkout_in(tx, user_id, hold).await?;
+pub async fn checkout(
+    tx: &mut Tx<'static>,
+    user_id: u64,
+    shipping: &Shipping,
+    actor: Actor,
+    hold: Duration,
+) -> Result<Order> {
+    let id = checkout_in(tx, user_id, shipping, actor, hold).await?;
     crate::orders::get(tx, id).await
 }

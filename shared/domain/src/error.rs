@@ -35,6 +35,7 @@ pub enum Conflict {
     OrderNotPayable,
     OrderExpired,
     Overpayment,
+    AddressLimit,
 }
 
 #[derive(Debug, thiserror::Error)]

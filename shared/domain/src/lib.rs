@@ -2,6 +2,7 @@
 //! sees HTTP (no axum, no Lambda): functions take plain values and a [`caller::Caller`],
 //! and refuse with an [`error::Error`] that the web layer maps to a status, once.
 
+pub mod addresses;
 pub mod caller;
 pub mod cart;
 pub mod categories;

@@ -10,6 +10,7 @@ use crate::error::{Conflict, Error, FieldError, Result};
 use crate::id::Id;
 use crate::money::Money;
 use crate::orders::Status;
+use crate::orders::history::{self, Actor};
 use crate::page::{Keyset, Limit, Page, into_page};
 use crate::time::timestamp;
 use crate::validate::Validate;
@@ -153,6 +154,9 @@ async fn create_in(tx: &mut Tx<'static>, caller: &Caller, input: &NewPayment) ->
     )
     .execute(&mut **tx)
     .await?;
+    if amount == due {
+        history::record(tx, &[input.order_id.get()], Status::Paid, Actor::of(caller)).await?;
+    }
     Ok(id)
 }
 

@@ -12,7 +12,8 @@
 //! 3. their cart lines;
 //! 4. order rows, `FOR UPDATE`, before anything is decided about them;
 //! 5. product rows, in ascending id order (stock and rating updates);
-//! 6. payment rows.
+//! 6. payment rows;
+//! 7. rows it inserts (an order, its lines, its history), which no one else holds yet.
 //!
 //! A path may skip levels but never goes back up one. So two paths touching the same order
 //! queue on its row and the second acts on what the first committed: a cancel and an
@@ -77,11 +78,8 @@ pub async fn held_by(tx: &mut Tx<'static>, order_ids: &[u64]) -> Result<Movement
         "SELECT product_id, CAST(SUM(quantity) AS UNSIGNED) FROM order_items \
          WHERE product_id IS NOT NULL AND order_id IN (",
     );
-    let mut ids = qb.separated(", ");
-    for id in order_ids {
-        ids.push_bind(*id);
-    }
-    qb.push(") GROUP BY product_id");
+    push_ids(&mut qb, order_ids);
+    qb.push(" GROUP BY product_id");
     let rows: Vec<(u64, u64)> = qb.build_query_as().fetch_all(&mut **tx).await?;
     for (product_id, quantity) in rows {
         held.add(product_id, quantity);
@@ -103,35 +101,8 @@ pub async fn put_back(tx: &mut Tx<'static>, movements: &Movements) -> Result<(),
     Ok(())
 }
 
-/// Cancels orders whose rows the caller has locked (level 4) and that still hold their
-/// stock (pending, paid or processing): the stock goes back, completed payments are
-/// refunded, and the orders are marked cancelled, all in the caller's transaction.
-/// The one implementation of a cancel, whoever asks for it: a customer, an admin, the
-/// expiry of a stock hold, or the sweep.
-pub async fn cancel_locked(tx: &mut Tx<'static>, order_ids: &[u64]) -> Result<(), sqlx::Error> {
-    if order_ids.is_empty() {
-        return Ok(());
-    }
-    let held = held_by(tx, order_ids).await?;
-    put_back(tx, &held).await?;
-
-    let mut refund: QueryBuilder<MySql> = QueryBuilder::new(
-        "UPDATE payments SET status = 'refunded', updated_at = CURRENT_TIMESTAMP(6) \
-         WHERE status = 'completed' AND order_id IN (",
-    );
-    push_ids(&mut refund, order_ids);
-    refund.build().execute(&mut **tx).await?;
-
-    let mut cancel: QueryBuilder<MySql> = QueryBuilder::new(
-        "UPDATE orders SET status = 'cancelled', amount_paid = 0, \
-         updated_at = CURRENT_TIMESTAMP(6) WHERE id IN (",
-    );
-    push_ids(&mut cancel, order_ids);
-    cancel.build().execute(&mut **tx).await?;
-    Ok(())
-}
-
-fn push_ids(qb: &mut QueryBuilder<'_, MySql>, ids: &[u64]) {
+/// Appends `?, ?, ...)` for an `IN (` list of ids.
+pub(crate) fn push_ids(qb: &mut QueryBuilder<'_, MySql>, ids: &[u64]) {
     let mut list = qb.separated(", ");
     for id in ids {
         list.push_bind(*id);

@@ -143,6 +143,7 @@ fn conflict_kind(kind: Conflict) -> &'static str {
         Conflict::OrderNotPayable => "order-not-payable",
         Conflict::OrderExpired => "order-expired",
         Conflict::Overpayment => "overpayment",
+        Conflict::AddressLimit => "address-limit",
     }
 }
 

@@ -284,7 +284,15 @@ async fn floor(state: AppState, f: Fixture, scenario: &'static str) {
             platform::db::transaction(&state.pool, |tx| {
                 let lines = lines.clone();
                 Box::pin(async move {
-                    domain::orders::place(tx, f.user_id, &lines, DEFAULT_ORDER_HOLD).await
+                    domain::orders::place(
+                        tx,
+                        f.user_id,
+                        &lines,
+                        &domain::addresses::Shipping::Nowhere,
+                        domain::orders::Actor::Customer,
+                        DEFAULT_ORDER_HOLD,
+                    )
+                    .await
                 })
             })
             .await

@@ -6,22 +6,28 @@ use std::time::Duration;
 use rust_decimal::Decimal;
 use sqlx::{MySql, QueryBuilder};
 
+use super::history::{self, Actor};
 use super::load::get;
 use super::model::Order;
+use super::status::Status;
+use crate::addresses::{PostalAddress, Shipping};
 use crate::error::{Conflict, Error, FieldError, Result};
 use crate::money::Money;
 use crate::stock;
 use platform::db::Tx;
 
-/// Creates a pending order inside `tx` that holds its stock for `hold`: locks the owner
-/// (so the account cannot be deleted under the new order) and then the products in id
-/// order, refuses unknown products (400) and short stock (409, naming every short product),
-/// takes the stock and writes the lines with name and price as of now. Returns the new
-/// order's id.
+/// Creates a pending order inside `tx` that holds its stock for `hold` and ships to `ship`
+/// (already resolved by the caller, so a wrong address is refused before any stock is
+/// touched): locks the owner (so the account cannot be deleted under the new order) and
+/// then the products in id order, refuses unknown products (400) and short stock (409,
+/// naming every short product), takes the stock and writes the lines with name and price
+/// as of now, and the first entry of its history. Returns the new order's id.
 pub async fn create_in(
     tx: &mut Tx<'static>,
     user_id: u64,
     lines: &[(u64, u32)],
+    ship: Option<&PostalAddress>,
+    actor: Actor,
     hold: Duration,
 ) -> Result<u64> {
     if !stock::lock_user_shared(tx, user_id).await? {
@@ -105,15 +111,24 @@ pub async fn create_in(
     }
 
     let order_id = sqlx::query!(
-        "INSERT INTO orders (user_id, total, expires_at)
-         VALUES (?, ?, CURRENT_TIMESTAMP(6) + INTERVAL ? SECOND)",
+        "INSERT INTO orders (user_id, total, expires_at, ship_name, ship_line1, ship_line2,
+                             ship_postal_code, ship_city, ship_country, ship_phone)
+         VALUES (?, ?, CURRENT_TIMESTAMP(6) + INTERVAL ? SECOND, ?, ?, ?, ?, ?, ?, ?)",
         user_id,
         total.amount(),
-        hold.as_secs()
+        hold.as_secs(),
+        ship.map(|a| &a.name),
+        ship.map(|a| &a.line1),
+        ship.and_then(|a| a.line2.as_ref()),
+        ship.map(|a| &a.postal_code),
+        ship.map(|a| &a.city),
+        ship.map(|a| &a.country),
+        ship.and_then(|a| a.phone.as_ref())
     )
     .execute(&mut **tx)
     .await?
     .last_insert_id();
+    history::record(tx, &[order_id], Status::Pending, actor).await?;
 
     let mut insert: QueryBuilder<MySql> = QueryBuilder::new(
         "INSERT INTO order_items (order_id, product_id, product_name, unit_price, quantity, line_total) ",
@@ -138,8 +153,11 @@ pub async fn place(
     tx: &mut Tx<'static>,
     user_id: u64,
     lines: &[(u64, u32)],
+    shipping: &Shipping,
+    actor: Actor,
     hold: Duration,
 ) -> Result<Order> {
-    let id = create_in(tx, user_id, lines, hold).await?;
+    let ship = shipping.resolve(tx, user_id).await?;
+    let id = create_in(tx, user_id, lines, ship.as_ref(), actor, hold).await?;
     get(tx, id).await
 }

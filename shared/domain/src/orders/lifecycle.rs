@@ -1,15 +1,49 @@
 //! What happens to an order after it is placed: status changes, deletion, and the expiry
-//! of its stock hold. Every decision is taken on the locked order row (see `crate::stock`).
+//! of its stock hold. Every decision is taken on the locked order row (see `crate::stock`),
+//! and every status it enters is written to its history in the same transaction.
 
-use sqlx::MySqlPool;
+use sqlx::{MySql, MySqlPool, QueryBuilder};
 
+use super::history::{self, Actor};
 use super::load::get;
 use super::model::Order;
-use super::status::{Status, Transition, transition};
+use super::status::{Status, StatusChange, Transition, transition};
 use crate::caller::Caller;
 use crate::error::{Conflict, Error, Result};
 use crate::stock;
 use platform::db::{self, Tx};
+
+/// Cancels orders whose rows the caller has locked (level 4) and that still hold their
+/// stock (pending, paid or processing): the stock goes back, completed payments are
+/// refunded, the orders are marked cancelled and `actor` is noted in their history, all in
+/// the caller's transaction. The one implementation of a cancel, whoever asks for it: a
+/// customer, an admin, the expiry of a stock hold, or the sweep.
+pub(crate) async fn cancel_locked(
+    tx: &mut Tx<'static>,
+    order_ids: &[u64],
+    actor: Actor,
+) -> Result<(), sqlx::Error> {
+    if order_ids.is_empty() {
+        return Ok(());
+    }
+    let held = stock::held_by(tx, order_ids).await?;
+    stock::put_back(tx, &held).await?;
+
+    let mut refund: QueryBuilder<MySql> = QueryBuilder::new(
+        "UPDATE payments SET status = 'refunded', updated_at = CURRENT_TIMESTAMP(6) \
+         WHERE status = 'completed' AND order_id IN (",
+    );
+    stock::push_ids(&mut refund, order_ids);
+    refund.build().execute(&mut **tx).await?;
+
+    let mut cancel: QueryBuilder<MySql> = QueryBuilder::new(
+        "UPDATE orders SET status = 'cancelled', amount_paid = 0, \
+         updated_at = CURRENT_TIMESTAMP(6) WHERE id IN (",
+    );
+    stock::push_ids(&mut cancel, order_ids);
+    cancel.build().execute(&mut **tx).await?;
+    history::record(tx, order_ids, Status::Cancelled, actor).await
+}
 
 /// Locks an order row for a status change or deletion (level 4 of the lock order in
 /// [`crate::stock`]), checking the caller may touch it, and returns its status and whether
@@ -28,7 +62,7 @@ async fn lock_for(tx: &mut Tx<'static>, caller: &Caller, id: u64) -> Result<(Sta
     .ok_or(Error::NotFound("order"))?;
     caller.require_owner_or_admin(row.user_id, "order")?;
     if row.due {
-        stock::cancel_locked(tx, &[id]).await?;
+        cancel_locked(tx, &[id], Actor::System).await?;
         return Ok((Status::Cancelled, true));
     }
     Ok((row.status, false))
@@ -36,9 +70,18 @@ async fn lock_for(tx: &mut Tx<'static>, caller: &Caller, id: u64) -> Result<(Sta
 
 /// `PUT /orders/{id}`: applies an allowed status change in one transaction. When the order
 /// turns out to have expired, its settlement is kept even if the change is then refused.
-pub async fn set_status(pool: &MySqlPool, caller: Caller, id: u64, to: Status) -> Result<Order> {
+/// A tracking number comes with the move to `shipped`; sent again to a shipped order, it
+/// replaces the one recorded (a correction), which is an admin's to make.
+pub async fn set_status(
+    pool: &MySqlPool,
+    caller: Caller,
+    id: u64,
+    change: StatusChange,
+) -> Result<Order> {
     db::transaction(pool, |tx| {
+        let change = change.clone();
         Box::pin(async move {
+            let to = change.status;
             let (from, settled) = lock_for(tx, &caller, id).await?;
             let effect = match transition(&caller, from, to) {
                 Ok(effect) => effect,
@@ -46,10 +89,21 @@ pub async fn set_status(pool: &MySqlPool, caller: Caller, id: u64, to: Status) -
                 Err(refusal) if settled => return Ok(Err(refusal)),
                 Err(refusal) => return Err(refusal),
             };
+            let actor = Actor::of(&caller);
             match effect {
-                Transition::Unchanged => {}
-                Transition::Move => write_status(tx, id, to).await?,
-                Transition::Cancel => stock::cancel_locked(tx, &[id]).await?,
+                Transition::Unchanged => {
+                    if let Some(tracking) = &change.tracking_number {
+                        caller.require_admin()?;
+                        write_tracking(tx, id, tracking).await?;
+                    }
+                }
+                Transition::Move => {
+                    write_status(tx, id, to, actor).await?;
+                    if let Some(tracking) = &change.tracking_number {
+                        write_tracking(tx, id, tracking).await?;
+                    }
+                }
+                Transition::Cancel => cancel_locked(tx, &[id], actor).await?,
             }
             Ok(get(tx, id).await)
         })
@@ -57,10 +111,22 @@ pub async fn set_status(pool: &MySqlPool, caller: Caller, id: u64, to: Status) -
     .await?
 }
 
-async fn write_status(tx: &mut Tx<'static>, id: u64, status: Status) -> Result<()> {
+async fn write_status(tx: &mut Tx<'static>, id: u64, status: Status, actor: Actor) -> Result<()> {
     sqlx::query!(
         "UPDATE orders SET status = ?, updated_at = CURRENT_TIMESTAMP(6) WHERE id = ?",
         status,
+        id
+    )
+    .execute(&mut **tx)
+    .await?;
+    history::record(tx, &[id], status, actor).await?;
+    Ok(())
+}
+
+async fn write_tracking(tx: &mut Tx<'static>, id: u64, tracking: &str) -> Result<()> {
+    sqlx::query!(
+        "UPDATE orders SET tracking_number = ?, updated_at = CURRENT_TIMESTAMP(6) WHERE id = ?",
+        tracking,
         id
     )
     .execute(&mut **tx)
@@ -78,7 +144,7 @@ pub async fn delete(pool: &MySqlPool, caller: Caller, id: u64) -> Result<()> {
                 Status::Pending => {
                     if has_completed_payments(tx, id).await? {
                         return Err(Error::conflict(
-                Conflict::OrderHasPayments,
+                            Conflict::OrderHasPayments,
                             "This order has completed payments; cancel it first, which refunds them.",
                         ));
                     }
@@ -88,7 +154,7 @@ pub async fn delete(pool: &MySqlPool, caller: Caller, id: u64) -> Result<()> {
                 Status::Cancelled => {}
                 other => {
                     return Err(Error::conflict(
-                Conflict::OrderNotDeletable,
+                        Conflict::OrderNotDeletable,
                         format!(
                             "A {} order cannot be deleted; only pending or cancelled ones.",
                             other.as_str()
@@ -132,7 +198,7 @@ pub async fn settle(pool: &MySqlPool, id: u64) -> Result<bool> {
             if due.is_none() {
                 return Ok(false);
             }
-            stock::cancel_locked(tx, &[id]).await?;
+            cancel_locked(tx, &[id], Actor::System).await?;
             Ok(true)
         })
     })
@@ -171,7 +237,7 @@ pub async fn expire_due(pool: &MySqlPool, batch: u32) -> Result<u64> {
             )
             .fetch_all(&mut **tx)
             .await?;
-            stock::cancel_locked(tx, &ids).await?;
+            cancel_locked(tx, &ids, Actor::System).await?;
             Ok(ids.len() as u64)
         })
     })

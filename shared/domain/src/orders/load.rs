@@ -3,18 +3,22 @@
 use chrono::{DateTime, Utc};
 use sqlx::MySqlConnection;
 
+use super::history;
 use super::model::{Order, OrderLine};
 use super::status::Status;
+use crate::addresses::PostalAddress;
 use crate::error::{Error, Result};
 use crate::money::Money;
 
-/// An order with its lines, in two queries whatever the number of lines, and whether its
-/// stock hold has run out while it is still pending.
+/// An order with its lines and history, in three queries whatever their number, and
+/// whether its stock hold has run out while it is still pending.
 pub(super) async fn read(conn: &mut MySqlConnection, id: u64) -> Result<(Order, bool)> {
     let head = sqlx::query!(
         r#"SELECT id, user_id, status AS "status: Status", total, amount_paid,
                   expires_at AS "expires_at: DateTime<Utc>",
                   (status = 'pending' AND expires_at <= UTC_TIMESTAMP(6)) AS "due!: bool",
+                  ship_name, ship_line1, ship_line2, ship_postal_code, ship_city, ship_country,
+                  ship_phone, tracking_number,
                   created_at AS "created_at: DateTime<Utc>", updated_at AS "updated_at: DateTime<Utc>"
            FROM orders WHERE id = ?"#,
         id
@@ -38,6 +42,17 @@ pub(super) async fn read(conn: &mut MySqlConnection, id: u64) -> Result<(Order, 
         line_total: Money::from_db(line.line_total),
     })
     .collect();
+    // Written together, so the name stands for the whole address.
+    let shipping_address = head.ship_name.map(|name| PostalAddress {
+        name,
+        line1: head.ship_line1.unwrap_or_default(),
+        line2: head.ship_line2,
+        postal_code: head.ship_postal_code.unwrap_or_default(),
+        city: head.ship_city.unwrap_or_default(),
+        country: head.ship_country.unwrap_or_default(),
+        phone: head.ship_phone,
+    });
+    let history = history::of(&mut *conn, id).await?;
     let order = Order {
         id: head.id,
         user_id: head.user_id,
@@ -46,6 +61,9 @@ pub(super) async fn read(conn: &mut MySqlConnection, id: u64) -> Result<(Order, 
         total: Money::from_db(head.total),
         amount_paid: Money::from_db(head.amount_paid),
         expires_at: (head.status == Status::Pending).then_some(head.expires_at),
+        shipping_address,
+        tracking_number: head.tracking_number,
+        history,
         created_at: head.created_at,
         updated_at: head.updated_at,
     };

@@ -2,6 +2,7 @@
 //! machine, the expiry of stock holds, and their SQL.
 
 pub mod create;
+pub mod history;
 pub mod lifecycle;
 pub mod listing;
 pub mod load;
@@ -9,6 +10,7 @@ pub mod model;
 pub mod status;
 
 pub use create::{create_in, place};
+pub use history::{Actor, HistoryEntry};
 pub use lifecycle::{delete, expire_due, set_status, settle, settle_due_of_user};
 pub use listing::{get_for, list_for_user, recent_for_user};
 pub use load::get;

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::history::HistoryEntry;
 use super::status::Status;
+use crate::addresses::{self, PostalAddress, Shipping};
 use crate::error::FieldError;
 use crate::id::Id;
 use crate::money::Money;
@@ -37,6 +39,11 @@ pub struct Order {
     /// When a pending order's stock hold ends; `null` once the order has left `pending`.
     #[serde(serialize_with = "crate::time::optional_timestamp")]
     pub expires_at: Option<DateTime<Utc>>,
+    /// The order's own copy of where it ships; `null` for orders that ship nothing.
+    pub shipping_address: Option<PostalAddress>,
+    pub tracking_number: Option<String>,
+    /// Every status the order entered, oldest first, creation included.
+    pub history: Vec<HistoryEntry>,
     #[serde(serialize_with = "timestamp")]
     pub created_at: DateTime<Utc>,
     #[serde(serialize_with = "timestamp")]
@@ -70,6 +77,22 @@ pub struct NewOrder {
     #[serde(default)]
     pub user_id: Option<Id>,
     pub items: Vec<LineRequest>,
+    /// One of the owner's saved addresses...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipping_address_id: Option<Id>,
+    /// ...or an address given with the order. Left out of the idempotency fingerprint when
+    /// absent, so requests made before addresses existed keep their fingerprint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipping_address: Option<PostalAddress>,
+}
+
+impl NewOrder {
+    pub fn shipping(&self) -> Shipping {
+        Shipping::of(
+            self.shipping_address_id.map(Id::get),
+            self.shipping_address.as_ref(),
+        )
+    }
 }
 
 impl Validate for NewOrder {
@@ -88,6 +111,11 @@ impl Validate for NewOrder {
                 MAX_QUANTITY,
             );
         }
+        addresses::check_choice(
+            &mut checks,
+            self.shipping_address_id.map(Id::get),
+            self.shipping_address.as_ref(),
+        );
         checks.finish()?;
         // Merged lines obey the same bound as single ones.
         let mut merged = Checks::new();

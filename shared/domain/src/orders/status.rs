@@ -4,8 +4,8 @@
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::caller::Caller;
-use crate::error::{Conflict, Error, Result};
-use crate::validate::Validate;
+use crate::error::{Conflict, Error, FieldError, Result};
+use crate::validate::{Checks, Validate};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
 #[serde(rename_all = "snake_case")]
@@ -107,10 +107,25 @@ pub fn transition(caller: &Caller, from: Status, to: Status) -> Result<Transitio
     Ok(effect)
 }
 
-#[derive(Debug, Deserialize)]
+/// `PUT /orders/{id}`: the status wanted and, with `shipped`, the parcel's tracking number.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StatusChange {
     pub status: Status,
+    #[serde(default)]
+    pub tracking_number: Option<String>,
 }
 
-impl Validate for StatusChange {}
+impl Validate for StatusChange {
+    fn validate(&self) -> Result<(), Vec<FieldError>> {
+        let mut checks = Checks::new();
+        if let Some(tracking) = &self.tracking_number {
+            checks.text("tracking_number", tracking, 1, 100).check(
+                self.status == Status::Shipped,
+                "tracking_number",
+                "may only be given with the status shipped",
+            );
+        }
+        checks.finish()
+    }
+}
