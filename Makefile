@@ -26,7 +26,7 @@ export SQLX_OFFLINE := true
 
 STACK ?= shop-api
 # The crates deployed as Lambda functions (template.yaml), migrate included.
-FUNCTIONS := products categories users cart orders payments reviews migrate sweep
+FUNCTIONS := products categories users cart orders payments reviews docs migrate sweep
 
 .PHONY: help run serve db reset test test-deployed lint sqlx-check admin prepare bench template-check package deploy deployed-admin
 help:
@@ -111,6 +111,7 @@ test:
 	DATABASE_URL=$(TEST_DATABASE_URL) .ci/with-moto .ci/with-tls-db cargo test --workspace --all-features --no-fail-fast
 	cargo build -q -p tools --bin serve
 	DATABASE_SERVER=$(DB_SERVER) SERVE_BIN=$${CARGO_TARGET_DIR:-target}/debug/serve .ci/schemathesis
+	DATABASE_URL=$(TEST_DATABASE_URL) SERVE_BIN=$${CARGO_TARGET_DIR:-target}/debug/serve .ci/docs-browser-check
 	@.ci/ensure-tools cargo-lambda
 	DB_SERVER=$(DB_SERVER) .ci/local-run-check
 	$(MAKE) --no-print-directory test-deployed

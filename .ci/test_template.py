@@ -16,6 +16,8 @@ from samtranslator.yaml_helper import yaml_parse
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
 API_FUNCTIONS = ["Products", "Categories", "Users", "Cart", "Orders", "Payments", "Reviews"]
+# Functions that serve files only: no database, no secrets.
+STATIC_FUNCTIONS = {"DocsFunction"}
 
 
 class NoManagedPolicies:
@@ -91,6 +93,8 @@ def test_the_functions_can_never_open_more_connections_than_the_budget(stack):
     for name, function in of_type(stack, "AWS::Lambda::Function").items():
         reserved = function["Properties"].get("ReservedConcurrentExecutions")
         assert reserved is not None, f"{name} has no reserved concurrency: it could exhaust the database"
+        if name in STATIC_FUNCTIONS:
+            continue
         assert env(stack, name.removesuffix("Function"))["DB_MAX_CONNECTIONS"] == {"Ref": "DbPoolSize"}
         total += int(resolve(reserved, params)) * pool
     assert total <= int(params["DbConnectionBudget"]), (total, params["DbConnectionBudget"])
@@ -145,7 +149,7 @@ def test_errors_throttles_durations_api_and_database_are_watched(stack):
             if "MetricStat" in m and m["MetricStat"]["Stat"] == stat
         }
         assert covered == functions, (metric, covered)
-    for name in [*API_FUNCTIONS, "Sweep"]:
+    for name in [*API_FUNCTIONS, "Docs", "Sweep"]:
         dims = alarms[f"{name}ErrorsAlarm"]["Properties"]["Dimensions"]
         assert dims == [{"Name": "FunctionName", "Value": {"Ref": f"{name}Function"}}]
     assert alarms["DatabaseConnectionsAlarm"]["Properties"]["Threshold"] == {"Ref": "DbConnectionBudget"}
@@ -156,7 +160,7 @@ def test_errors_throttles_durations_api_and_database_are_watched(stack):
 
 def test_api_functions_deploy_through_a_canary_that_alarms_roll_back(stack):
     groups = of_type(stack, "AWS::CodeDeploy::DeploymentGroup")
-    for name in API_FUNCTIONS:
+    for name in [*API_FUNCTIONS, "Docs"]:
         group = groups[f"{name}FunctionDeploymentGroup"]["Properties"]
         assert group["AutoRollbackConfiguration"]["Enabled"] is True
         assert "DEPLOYMENT_STOP_ON_ALARM" in group["AutoRollbackConfiguration"]["Events"]
@@ -279,3 +283,14 @@ def test_the_architecture_is_a_parameter_defaulting_to_graviton(stack):
     assert defaults()["Architecture"] == "arm64"
     for name, function in of_type(stack, "AWS::Lambda::Function").items():
         assert function["Properties"]["Architectures"] == [{"Ref": "Architecture"}], name
+
+
+# ------------------------------------------------------------------ the reference page
+
+
+def test_the_reference_page_reads_no_secret(stack):
+    role = stack["Resources"]["DocsFunctionRole"]["Properties"]
+    policies = set(of_type(stack, "AWS::IAM::ManagedPolicy"))
+    attached = {a["Ref"] for a in role["ManagedPolicyArns"] if isinstance(a, dict) and "Ref" in a}
+    assert not attached & policies, attached
+    assert "DependsOn" not in source()["Resources"]["DocsFunction"], "it needs no migrated database"

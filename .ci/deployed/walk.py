@@ -30,6 +30,16 @@ def call(base: str, method: str, path: str, body=None, token: str | None = None,
     return status, parsed
 
 
+def fetch(base: str, path: str) -> tuple[int, str, dict]:
+    """(status, text, lower-cased headers) of a GET that need not answer JSON."""
+    try:
+        with urllib.request.urlopen(base + path, timeout=30) as response:
+            status, raw, headers = response.status, response.read(), response.headers
+    except urllib.error.HTTPError as error:
+        status, raw, headers = error.code, error.read(), error.headers
+    return status, raw.decode(errors="replace"), {k.lower(): v for k, v in headers.items()}
+
+
 def login(base: str, email: str, password: str) -> str:
     status, body = call(base, "POST", "/users/login", {"email": email, "password": password})
     if status != 200:
@@ -91,14 +101,24 @@ def walk(base: str, admin: tuple[str, str], mysql_in, log, fail) -> dict:
            call(base, "PUT", f"/users/{me}", {"password": "new horse 123"}, token), 400,
            lambda b: b["errors"][0]["field"] == "current_password")
 
+    address = expect("POST /users/{id}/addresses",
+                     call(base, "POST", f"/users/{me}/addresses",
+                          {"name": "Ada", "line1": "12 Rue de la Paix", "postal_code": "75002",
+                           "city": "Paris", "country": "fr"}, token), 201,
+                     lambda b: b["country"] == "FR")
+    expect("GET /users/{id}/addresses", call(base, "GET", f"/users/{me}/addresses", token=token), 200,
+           lambda b: [a["id"] for a in b["items"]] == [address["id"]])
     expect("PUT cart line", call(base, "PUT", f"/users/{me}/cart/items/{product['id']}", {"quantity": 2}, token), 200,
            lambda b: b["total"] == 79.8 and len(b["items"]) == 1)
+    shipping = {"shipping_address_id": address["id"]}
     order = expect("POST checkout",
-                   call(base, "POST", f"/users/{me}/cart/checkout", token=token,
+                   call(base, "POST", f"/users/{me}/cart/checkout", shipping, token=token,
                         headers={"idempotency-key": f"checkout-{email}"}), 201,
-                   lambda b: b["status"] == "pending" and b["total"] == 79.8 and b["expires_at"])
+                   lambda b: b["status"] == "pending" and b["total"] == 79.8 and b["expires_at"]
+                   and b["shipping_address"]["city"] == "Paris"
+                   and [(h["status"], h["actor"]) for h in b["history"]] == [("pending", "customer")])
     replay = expect("POST checkout again with the same key",
-                    call(base, "POST", f"/users/{me}/cart/checkout", token=token,
+                    call(base, "POST", f"/users/{me}/cart/checkout", shipping, token=token,
                          headers={"idempotency-key": f"checkout-{email}"}), 201)
     if replay["id"] != order["id"]:
         fail("an idempotent retry made a second order")
@@ -123,6 +143,22 @@ def walk(base: str, admin: tuple[str, str], mysql_in, log, fail) -> dict:
     expect("PUT /orders/{id} processing (admin)",
            call(base, "PUT", f"/orders/{order['id']}", {"status": "processing"}, admin_token), 200,
            lambda b: b["status"] == "processing")
+    expect("PUT /orders/{id} shipped with a tracking number (admin)",
+           call(base, "PUT", f"/orders/{order['id']}", {"status": "shipped", "tracking_number": "1Z999"},
+                admin_token), 200,
+           lambda b: b["tracking_number"] == "1Z999"
+           and [h["status"] for h in b["history"]] == ["pending", "paid", "processing", "shipped"])
+    expect("DELETE /users/{id}/addresses/{id}",
+           call(base, "DELETE", f"/users/{me}/addresses/{address['id']}", token=token), 204)
+
+    # The reference page and its files come from the docs function, through the gateway.
+    status, page, headers = fetch(base, "/docs")
+    if status != 200 or "docs/swagger-ui-bundle.js" not in page or "default-src 'self'" not in headers.get(
+            "content-security-policy", ""):
+        fail(f"GET /docs: {status} {headers} {page[:300]}")
+    status, script, _ = fetch(base, "/docs/swagger-ui-bundle.js")
+    if status != 200 or len(script) < 1_000_000:
+        fail(f"GET /docs/swagger-ui-bundle.js: {status}, {len(script)} characters")
 
     # A pending order for the sweep to settle once its hold has run out.
     expiring = expect("POST /orders",

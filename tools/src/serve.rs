@@ -11,6 +11,7 @@ pub fn router(state: AppState) -> Router {
         .merge(cart::routes())
         .merge(orders::routes())
         .merge(payments::routes())
-        .merge(reviews::routes());
+        .merge(reviews::routes())
+        .merge(docs::routes());
     web::router::finish(routes, state)
 }

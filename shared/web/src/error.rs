@@ -48,6 +48,11 @@ impl ApiError {
         Self::Domain(Error::internal(err))
     }
 
+    /// The 404 of an unknown path or of a resource that does not exist.
+    pub fn not_found(what: &'static str) -> Self {
+        Self::Domain(Error::NotFound(what))
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Domain(err) => match err {

@@ -12,8 +12,6 @@ use lambda_http::RequestExt;
 use lambda_http::request::RequestContext;
 use tracing::Instrument;
 
-use domain::error::Error;
-
 use crate::error::{ApiError, CredentialsRejected, problem_response};
 use crate::extract::MAX_BODY_BYTES;
 use crate::state::AppState;
@@ -26,18 +24,25 @@ pub const REQUEST_ID: &str = "x-request-id";
 /// `Allow` header axum computes), both as problem+json; bodies over 1 MiB are 413; every
 /// request is logged under its request id, which the response carries back.
 pub fn finish(routes: Router<AppState>, state: AppState) -> Router {
+    finish_stateless(
+        routes
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                refresh_rejected_credentials,
+            ))
+            .with_state(state),
+    )
+}
+
+/// [`finish`] for a function that needs no state (no database, no secrets).
+pub fn finish_stateless(routes: Router) -> Router {
     routes
-        .fallback(|| async { ApiError::Domain(Error::NotFound("resource")).into_response() })
+        .fallback(|| async { ApiError::not_found("resource").into_response() })
         .layer(axum::middleware::map_response(
             method_not_allowed_as_problem,
         ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            refresh_rejected_credentials,
-        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(with_request_id))
-        .with_state(state)
 }
 
 async fn with_request_id(

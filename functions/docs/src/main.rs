@@ -1,0 +1,7 @@
+//! Lambda entry point. No database and no secrets: the page is the same for everyone.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    web::lambda::init_tracing();
+    web::lambda::run_lambda(docs::router()).await
+}
