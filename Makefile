@@ -75,7 +75,8 @@ serve: db
 ## first for the arm64 bootstrap sizes.
 bench:
 	@.ci/ensure-db
-	cargo build --release -p tools -p products -p categories -p users -p cart -p orders -p payments -p reviews --bins
+	@.ci/ensure-tools wrk
+	cargo build --release -p tools -p products -p categories -p users -p cart -p orders -p payments -p reviews -p docs --bins
 	cargo run --release -q -p tools --bin bench
 
 admin:

@@ -1,0 +1,118 @@
+//! The benchmark's database: 100k products, a customer with a known password, an order.
+
+use std::time::Duration;
+
+use platform::config::{DEFAULT_ORDER_HOLD, Secret};
+use sqlx::MySqlPool;
+use web::state::AppState;
+
+use crate::{JWT_SECRET, PASSWORD, PRODUCTS};
+
+#[derive(Clone)]
+pub struct Fixture {
+    pub user_id: u64,
+    pub email: String,
+    pub product_ids: Vec<u64>,
+    pub order_id: u64,
+    pub deep_cursor: String,
+}
+
+impl Fixture {
+    pub async fn load(pool: &MySqlPool) -> Fixture {
+        let (user_id, email): (u64, String) = sqlx::query_as(
+            "SELECT id, CAST(email AS CHAR) FROM users WHERE role = 'customer' LIMIT 1",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        let product_ids: Vec<u64> =
+            sqlx::query_scalar("SELECT id FROM products ORDER BY id LIMIT 3")
+                .fetch_all(pool)
+                .await
+                .unwrap();
+        let order_id: u64 = sqlx::query_scalar("SELECT id FROM orders LIMIT 1")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        // The position 20 items before the end of a newest-first walk of the whole catalogue.
+        let (at, id): (chrono::DateTime<chrono::Utc>, u64) = sqlx::query_as(
+            "SELECT created_at, id FROM products ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET ?",
+        )
+        .bind(PRODUCTS - 21)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        let deep_cursor =
+            domain::page::Cursor::encode("-created_at", domain::time::cursor_value(at), id);
+        Fixture {
+            user_id,
+            email,
+            product_ids,
+            order_id,
+            deep_cursor,
+        }
+    }
+}
+
+pub fn bench_state(url: &str) -> AppState {
+    let config = platform::config::Config {
+        database: platform::config::DatabaseConfig {
+            options: platform::config::options_from_url(url).unwrap(),
+            max_connections: 16,
+            credentials: None,
+        },
+        jwt_secret: Secret::new(JWT_SECRET),
+        jwt_source: None,
+        secrets_refresh: platform::config::DEFAULT_SECRETS_REFRESH,
+        token_ttl: Duration::from_secs(3600),
+        order_hold: DEFAULT_ORDER_HOLD,
+    };
+    AppState::new(&config)
+}
+
+pub async fn prepare_database(url: &str) -> MySqlPool {
+    use sqlx::migrate::MigrateDatabase;
+    if sqlx::MySql::database_exists(url).await.unwrap() {
+        sqlx::MySql::drop_database(url).await.unwrap();
+    }
+    sqlx::MySql::create_database(url).await.unwrap();
+    let pool = platform::db::pool_with(platform::config::options_from_url(url).unwrap(), 4);
+    domain::MIGRATOR.run(&pool).await.unwrap();
+    // Spread over time so that the newest-first walk has distinct timestamps.
+    for start in (0..PRODUCTS).step_by(5_000) {
+        let mut qb = sqlx::QueryBuilder::new(
+            "INSERT INTO products (name, description, price, stock, created_at) ",
+        );
+        qb.push_values(start..(start + 5_000).min(PRODUCTS), |mut row, i| {
+            row.push_bind(format!("Product {i}"))
+                .push_bind(format!("Benchmark product number {i}"))
+                .push_bind(rust_decimal::Decimal::new(100 + (i as i64 % 9_900), 2))
+                .push_bind(1_000_000_000u32)
+                .push("UTC_TIMESTAMP(6) - INTERVAL ")
+                .push_bind_unseparated(i)
+                .push_unseparated(" SECOND");
+        });
+        qb.build().execute(&pool).await.unwrap();
+    }
+    let hash = platform::password::hash(PASSWORD.into()).await.unwrap();
+    let user = sqlx::query(
+        "INSERT INTO users (name, email, password_hash) VALUES ('Bench', 'bench@example.com', ?)",
+    )
+    .bind(hash)
+    .execute(&pool)
+    .await
+    .unwrap()
+    .last_insert_id();
+    let order = sqlx::query("INSERT INTO orders (user_id, total, expires_at) VALUES (?, 1, UTC_TIMESTAMP(6) + INTERVAL 1 HOUR)")
+        .bind(user)
+        .execute(&pool)
+        .await
+        .unwrap()
+        .last_insert_id();
+    sqlx::query("INSERT INTO payments (order_id, amount, method) VALUES (?, 1, 'card')")
+        .bind(order)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool
+}

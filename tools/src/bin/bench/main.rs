@@ -1,0 +1,233 @@
+//! `make bench`: latency, throughput, cold start and memory of the API, each beside a floor.
+//!
+//! - Warm requests go over loopback HTTP to the release `serve` binary (the same routers the
+//!   functions run); the floor issues the same SQL through the same domain functions with no
+//!   HTTP or JSON in front. Client and server share this machine's cores.
+//! - Cold start: each function binary is started against a loopback stand-in for the Lambda
+//!   runtime API and timed from process start to its first response; beside it, a bare
+//!   `lambda_http` binary and one fresh database connection + query.
+//! - Bootstrap sizes come from `cargo lambda build --release --arm64` (`make package`).
+//!
+//! Writes the table to BENCHMARKS.md.
+
+mod cold;
+mod external;
+mod fixture;
+mod flash;
+mod report;
+mod warm;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use axum::body::Bytes;
+use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+
+use cold::{bootstrap_sizes, cold_starts, fresh_connection_round_trip, peak_rss_kib};
+use fixture::{Fixture, bench_state, prepare_database};
+use report::render;
+use warm::{Row, call, floor, measure, scenarios, wait_until_up};
+
+const JWT_SECRET: &str = "benchmark-signing-key-benchmark-signing-key";
+const PRODUCTS: u64 = 100_000;
+const PASSWORD: &str = "benchmark password";
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+#[tokio::main]
+async fn main() {
+    let server = std::env::var("BENCH_DATABASE_SERVER")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into());
+    let url = format!("{server}/shop_bench");
+    let bin_dir = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+
+    eprintln!("preparing {PRODUCTS} products in {url} ...");
+    let pool = prepare_database(&url).await;
+    let fixture = Fixture::load(&pool).await;
+
+    let port = free_port();
+    let mut serve = Command::new(bin_dir.join("serve"))
+        .env("DATABASE_URL", &url)
+        .env("JWT_SECRET", JWT_SECRET)
+        .env("DB_MAX_CONNECTIONS", "16")
+        .env("PORT", port.to_string())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start target/release/serve (built by make bench)");
+    let base = format!("http://127.0.0.1:{port}");
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    wait_until_up(&client, &base).await;
+
+    let state = bench_state(&url);
+    let login = json!({"email": fixture.email, "password": PASSWORD});
+    let logged_in = call(
+        &client,
+        "POST",
+        &format!("{base}/users/login"),
+        None,
+        Some(&login),
+        200,
+    )
+    .await;
+    let token = serde_json::from_slice::<Value>(&logged_in).unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let mut rows = Vec::new();
+    let mut requests = 0usize;
+    for scenario in scenarios(&fixture) {
+        for concurrency in [1usize, 16] {
+            let n = scenario.requests * if concurrency == 1 { 1 } else { 4 };
+            let http = {
+                let (client, base, token, scenario) = (
+                    client.clone(),
+                    base.clone(),
+                    token.clone(),
+                    scenario.clone(),
+                );
+                measure(n, concurrency, move || {
+                    let (client, base, token, scenario) = (
+                        client.clone(),
+                        base.clone(),
+                        token.clone(),
+                        scenario.clone(),
+                    );
+                    async move {
+                        let uri = format!("{base}{}", scenario.path);
+                        call(
+                            &client,
+                            scenario.method,
+                            &uri,
+                            Some(&token),
+                            scenario.body.as_ref(),
+                            scenario.status,
+                        )
+                        .await;
+                    }
+                })
+                .await
+            };
+            requests += n + n / 10;
+            let floor = {
+                let (state, fixture, name) = (state.clone(), fixture.clone(), scenario.name);
+                measure(n, concurrency, move || {
+                    floor(state.clone(), fixture.clone(), name)
+                })
+                .await
+            };
+            rows.push(Row {
+                name: scenario.name,
+                concurrency,
+                http,
+                floor,
+            });
+        }
+    }
+
+    eprintln!("the flash sale's floor, and wrk ...");
+    let lock_floor = flash::lock_floor(&state.pool, &fixture.product_ids, 1200, 16).await;
+    let external = if external::available() {
+        external::pin_server(serve.id(), true);
+        let work = std::env::temp_dir();
+        let order = json!({"items": fixture.product_ids.iter()
+            .map(|id| json!({"product_id": id, "quantity": 1})).collect::<Vec<_>>()});
+        let runs = vec![
+            (
+                warm::BY_ID,
+                external::run(
+                    &work,
+                    &format!("{base}/products/{}", fixture.product_ids[0]),
+                    "GET",
+                    None,
+                    None,
+                ),
+            ),
+            (
+                warm::FIRST_PAGE,
+                external::run(
+                    &work,
+                    &format!("{base}/products?limit=20"),
+                    "GET",
+                    None,
+                    None,
+                ),
+            ),
+            (
+                warm::FLASH_SALE,
+                external::run(
+                    &work,
+                    &format!("{base}/orders"),
+                    "POST",
+                    Some(&order),
+                    Some(&token),
+                ),
+            ),
+        ];
+        external::pin_server(serve.id(), false);
+        requests += 10_000;
+        runs
+    } else {
+        eprintln!("wrk or taskset is missing: no figures from an external generator");
+        Vec::new()
+    };
+
+    // Top up to 10k requests before reading the server's peak memory.
+    while requests < 10_000 {
+        call(
+            &client,
+            "GET",
+            &format!("{base}/products/{}", fixture.product_ids[0]),
+            None,
+            None,
+            200,
+        )
+        .await;
+        requests += 1;
+    }
+    let rss_kib = peak_rss_kib(serve.id());
+    let _ = serve.kill();
+    let _ = serve.wait();
+
+    eprintln!("measuring cold starts ...");
+    let cold = cold_starts(&bin_dir, &url, &fixture, &token).await;
+    let db_round_trip = fresh_connection_round_trip(&url).await;
+    let sizes = bootstrap_sizes();
+
+    let report = render(
+        &rows,
+        &lock_floor,
+        &external,
+        &cold,
+        db_round_trip,
+        &sizes,
+        rss_kib,
+        requests,
+    );
+    println!("{report}");
+    std::fs::write(workspace_root().join("BENCHMARKS.md"), report).expect("write BENCHMARKS.md");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}

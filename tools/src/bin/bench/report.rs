@@ -1,0 +1,202 @@
+//! BENCHMARKS.md, from one run's figures.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::cold::{Cold, INVOCATIONS_FOR_RSS};
+use crate::external::{CONNECTIONS, Wrk};
+use crate::warm::{FLASH_SALE, Row, Stats};
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn render(
+    rows: &[Row],
+    lock_floor: &Stats,
+    external: &[(&str, Wrk)],
+    cold: &[Cold],
+    db: Duration,
+    sizes: &[(String, Option<u64>)],
+    rss_kib: Option<u64>,
+    requests: usize,
+) -> String {
+    let mut out = String::new();
+    let machine = machine_description();
+    out.push_str("# Benchmarks\n\n");
+    out.push_str(&format!(
+        "Measured by `make bench` in one run on {machine}.\n\n"
+    ));
+    out.push_str("## Warm requests: HTTP beside the floor (same SQL through sqlx, no HTTP)\n\n");
+    out.push_str("| scenario | conc. | HTTP p50 ms | HTTP p99 ms | HTTP req/s | floor p50 ms | floor p99 ms | floor req/s | HTTP/floor throughput |\n");
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    let mut by_name: HashMap<(&str, usize), &Row> = HashMap::new();
+    for row in rows {
+        by_name.insert((row.name, row.concurrency), row);
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {:.0} | {} | {} | {:.0} | {:.2} |\n",
+            row.name,
+            row.concurrency,
+            ms(row.http.p50),
+            ms(row.http.p99),
+            row.http.per_second,
+            ms(row.floor.p50),
+            ms(row.floor.p99),
+            row.floor.per_second,
+            row.http.per_second / row.floor.per_second
+        ));
+    }
+    out.push_str("\nTarget: HTTP/floor throughput ≥ 0.75 at concurrency 16.\n\n");
+    if let (Some(first), Some(deep)) = (
+        by_name.get(&("GET /products?limit=20", 16)),
+        by_name.get(&("GET /products (page 100k deep)", 16)),
+    ) {
+        out.push_str(&format!(
+            "Deep page vs first page (p50, concurrency 16): {:.2}× (target ≤ 1.5×).\n\n",
+            deep.http.p50.as_secs_f64() / first.http.p50.as_secs_f64()
+        ));
+    }
+    if let Some(sale) = by_name.get(&(FLASH_SALE, 16)) {
+        out.push_str("## Flash sale: 16 buyers, every order for the same 3 products\n\n");
+        out.push_str("Every order queues on the same three row locks. The floor takes only those locks (one guarded stock update of the three rows) and commits: no order can be placed faster.\n\n");
+        out.push_str("| | p50 ms | p99 ms | req/s | vs lock floor |\n|---|---:|---:|---:|---:|\n");
+        let floor = lock_floor.per_second;
+        let mut line = |what: &str, p50: Duration, p99: Duration, per_second: f64| {
+            out.push_str(&format!(
+                "| {what} | {} | {} | {per_second:.0} | {:.2} |\n",
+                ms(p50),
+                ms(p99),
+                per_second / floor
+            ));
+        };
+        line(
+            "lock floor (guarded UPDATE + COMMIT)",
+            lock_floor.p50,
+            lock_floor.p99,
+            floor,
+        );
+        line(
+            "the whole order without HTTP (domain code)",
+            sale.floor.p50,
+            sale.floor.p99,
+            sale.floor.per_second,
+        );
+        line(
+            "POST /orders over HTTP (in-process client)",
+            sale.http.p50,
+            sale.http.p99,
+            sale.http.per_second,
+        );
+        if let Some((_, wrk)) = external.iter().find(|(name, _)| *name == FLASH_SALE) {
+            line(
+                "POST /orders over HTTP (wrk)",
+                wrk.p50,
+                wrk.p99,
+                wrk.per_second,
+            );
+        }
+        out.push_str("\nTarget: POST /orders ≥ 0.8× the lock floor.\n\n");
+    }
+    if !external.is_empty() {
+        out.push_str(&format!(
+            "## External load: wrk, {CONNECTIONS} connections, server pinned to core 0 and wrk to core 1\n\n"
+        ));
+        out.push_str("| scenario | p50 ms | p99 ms | req/s | floor req/s (conc. 16) | wrk/floor |\n|---|---:|---:|---:|---:|---:|\n");
+        for (name, wrk) in external {
+            let floor = if *name == FLASH_SALE {
+                lock_floor.per_second
+            } else {
+                by_name
+                    .get(&(*name, 16))
+                    .map_or(f64::NAN, |r| r.floor.per_second)
+            };
+            out.push_str(&format!(
+                "| {name} | {} | {} | {:.0} | {floor:.0} | {:.2} |\n",
+                ms(wrk.p50),
+                ms(wrk.p99),
+                wrk.per_second,
+                wrk.per_second / floor
+            ));
+        }
+        out.push_str("\nThe floor is the in-process one above (the same SQL through sqlx; for the flash sale, the lock floor). Target: ≥ 0.8.\n\n");
+    }
+    out.push_str("## Cold start: process start to first response through a loopback runtime API (median of 5)\n\n");
+    out.push_str(&format!(
+        "One fresh database connection + query: {} ms.\n\n",
+        ms(db)
+    ));
+    out.push_str(&format!(
+        "| binary | cold start ms | vs bare lambda_http | target (2× bare + 1 DB round trip) ms | peak RSS after {INVOCATIONS_FOR_RSS} invocations |\n|---|---:|---:|---:|---:|\n"
+    ));
+    let bare = cold
+        .iter()
+        .find(|c| c.name == "bare-lambda")
+        .map(|c| c.median);
+    for c in cold {
+        let (ratio, target) = match bare {
+            Some(b) => (
+                format!("{:.2}×", c.median.as_secs_f64() / b.as_secs_f64()),
+                ms(b * 2 + db),
+            ),
+            None => ("-".into(), "-".into()),
+        };
+        let rss = c.peak_rss_kib.map_or("-".to_string(), |kib| {
+            format!("{:.1} MB", kib as f64 / 1024.0)
+        });
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            c.name,
+            ms(c.median),
+            ratio,
+            target,
+            rss
+        ));
+    }
+    out.push_str(
+        "\nCold starts and memory are of x86_64 release builds on this machine (arm64 cannot run here). \
+         Target: peak RSS ≤ 32 MB per function.\n\n",
+    );
+    out.push_str("## Size and memory\n\n| function | release arm64 bootstrap |\n|---|---:|\n");
+    for (name, size) in sizes {
+        let size = size.map_or("not built (run `make package`)".to_string(), |s| {
+            format!("{:.2} MB", s as f64 / 1_000_000.0)
+        });
+        out.push_str(&format!("| {name} | {size} |\n"));
+    }
+    out.push_str("\nTarget: each bootstrap ≤ 8 MB.\n\n");
+    match rss_kib {
+        Some(kib) => out.push_str(&format!(
+            "Peak RSS of the `serve` process (every route, 16 connections, 16 concurrent requests) after {requests} requests: {:.1} MB.\n",
+            kib as f64 / 1024.0
+        )),
+        None => out.push_str("Peak RSS: not available on this platform.\n"),
+    }
+    out
+}
+
+fn machine_description() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<u64>().ok())
+        })
+        .map_or("?".into(), |kib| {
+            format!("{:.0} GiB", kib as f64 / 1024.0 / 1024.0)
+        });
+    format!("{cores} cores ({cpu}), {mem} RAM, MariaDB on loopback")
+}
