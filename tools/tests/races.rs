@@ -20,6 +20,7 @@ struct Shop {
     orders: TestApp,
     payments: TestApp,
     cart: TestApp,
+    products: TestApp,
 }
 
 impl Shop {
@@ -28,7 +29,8 @@ impl Shop {
             users: TestApp::new(pool.clone(), users::router),
             orders: TestApp::new(pool.clone(), orders::router),
             payments: TestApp::new(pool.clone(), payments::router),
-            cart: TestApp::new(pool, cart::router),
+            cart: TestApp::new(pool.clone(), cart::router),
+            products: TestApp::new(pool, products::router),
         }
     }
 
@@ -562,6 +564,43 @@ async fn a_read_racing_the_sweep_settles_once(pool: MySqlPool) {
         expect(
             ok,
             format!("read {} {status}, stock {start} -> {end}", code(&seen)),
+        )
+    })
+    .await;
+}
+
+/// An order is written before its stock is taken and its lines hold no key to their
+/// products, so a product deleted at that moment must neither leave a line pointing at
+/// nothing nor break the order: it is refused, or placed and its line unlinked.
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn product_deletion_racing_an_order_leaves_no_line_pointing_at_nothing(pool: MySqlPool) {
+    let shop = Shop::new(pool);
+    let admin = shop.products.admin().await;
+    let user = shop.orders.customer().await;
+    rounds("product deletion × order", async |round| {
+        let mug = shop.orders.product("Mug", PRICE, 10).await;
+        let placing = shop
+            .orders
+            .post("/orders")
+            .token(&user.token)
+            .json(json!({"items": [{"product_id": mug, "quantity": QUANTITY}]}));
+        let deleting = shop
+            .products
+            .delete(&format!("/products/{mug}"))
+            .token(&admin.token);
+        let (order, deletion) = race(round, placing.send(), deleting.send()).await;
+        let dangling: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM order_items i LEFT JOIN products p ON p.id = i.product_id
+             WHERE i.product_id IS NOT NULL AND p.id IS NULL",
+        )
+        .fetch_one(shop.pool())
+        .await
+        .unwrap();
+        let ok = code(&deletion) == 204 && matches!(code(&order), 201 | 400) && dangling == 0;
+        let (o, d) = (code(&order), code(&deletion));
+        expect(
+            ok,
+            format!("order {o}, deletion {d}, dangling lines {dangling}"),
         )
     })
     .await;

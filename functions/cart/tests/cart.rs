@@ -419,3 +419,51 @@ async fn a_cart_can_never_total_more_than_money_holds(pool: MySqlPool) {
     assert_eq!(refused.problem(409)["type"], "/problems/cart-not-orderable");
     assert_eq!(app.stock(yacht).await, 5);
 }
+
+/// The stock of a checkout is taken last, after its order is written; stock sold out at
+/// that moment refuses the checkout (409) and leaves the cart as it was.
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn stock_sold_out_during_checkout_keeps_the_cart(pool: MySqlPool) {
+    let app = Arc::new(app(pool));
+    let ada = Arc::new(app.customer().await);
+    let mug = app.product("Mug", "4", 5).await;
+    let pen = app.product("Pen", "1", 5).await;
+    let base = format!("/users/{}/cart", ada.id);
+    for product in [mug, pen] {
+        app.put(&format!("{base}/items/{product}"))
+            .token(&ada.token)
+            .json(json!({"quantity": 2}))
+            .send()
+            .await
+            .expect(200);
+    }
+
+    let mut rival = app.pool().begin().await.unwrap();
+    sqlx::query("UPDATE products SET stock = 1 WHERE id = ?")
+        .bind(pen)
+        .execute(&mut *rival)
+        .await
+        .unwrap();
+    let checkout = tokio::spawn({
+        let (app, ada, base) = (app.clone(), ada.clone(), base.clone());
+        async move {
+            app.post(&format!("{base}/checkout"))
+                .token(&ada.token)
+                .send()
+                .await
+        }
+    });
+    testkit::until_the_stock_is_being_taken(app.pool(), &checkout).await;
+    rival.commit().await.unwrap();
+
+    let refused = checkout.await.unwrap();
+    let problem = refused.problem(409);
+    assert_eq!(problem["type"], "/problems/insufficient-stock");
+    assert_eq!(
+        problem["errors"][0]["message"],
+        format!("product {pen} has 1 in stock, 2 requested")
+    );
+    assert_eq!(app.count("orders").await, 0);
+    assert_eq!(app.stock(mug).await, 5);
+    assert_eq!(app.count("cart_items").await, 2, "the cart is not emptied");
+}

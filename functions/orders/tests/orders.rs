@@ -55,6 +55,16 @@ async fn placing_an_order_takes_stock_and_snapshots_prices(pool: MySqlPool) {
         2,
         "the same product twice is merged"
     );
+    let stored = app
+        .get(&format!("/orders/{id}"))
+        .token(&ada.token)
+        .send()
+        .await;
+    assert_eq!(
+        String::from_utf8_lossy(&stored.raw),
+        String::from_utf8_lossy(&response.raw),
+        "the order answered is the order stored, byte for byte"
+    );
     assert_eq!(
         body["items"][0],
         json!({"product_id": mug, "name": "Mug", "unit_price": 4.1, "quantity": 2, "line_total": 8.2})
@@ -75,11 +85,7 @@ async fn placing_an_order_takes_stock_and_snapshots_prices(pool: MySqlPool) {
         .execute(app.pool())
         .await
         .unwrap();
-    sqlx::query("DELETE FROM products WHERE id = ?")
-        .bind(pen)
-        .execute(app.pool())
-        .await
-        .unwrap();
+    domain::products::delete(app.pool(), pen).await.unwrap();
     let again = app
         .get(&format!("/orders/{id}"))
         .token(&ada.token)
@@ -360,11 +366,7 @@ async fn cancelling_returns_stock_and_refunds_payments(pool: MySqlPool) {
         json!([{"product_id": mug, "quantity": 3}, {"product_id": pen, "quantity": 2}]),
     )
     .await;
-    sqlx::query("DELETE FROM products WHERE id = ?")
-        .bind(pen)
-        .execute(app.pool())
-        .await
-        .unwrap();
+    domain::products::delete(app.pool(), pen).await.unwrap();
     app.put(&format!("/orders/{}", pending["id"]))
         .token(&ada.token)
         .json(json!({"status": "cancelled"}))
@@ -960,4 +962,152 @@ async fn only_pending_orders_show_a_hold(pool: MySqlPool) {
     assert_eq!(seen["status"], "paid");
     assert_eq!(seen["expires_at"], Value::Null);
     assert_eq!(app.stock(mug).await, 9);
+}
+
+/// Stock is taken last, after the order is written, so it can sell out while an order is
+/// being written: the order is then refused as if it had never started, and under an
+/// idempotency key the refusal is what a retry gets.
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn stock_sold_out_while_the_order_is_written_refuses_it_and_keeps_nothing(pool: MySqlPool) {
+    let app = Arc::new(app(pool));
+    let ada = Arc::new(app.customer().await);
+    let mug = app.product("Mug", "4", 10).await;
+    let pen = app.product("Pen", "1", 10).await;
+
+    // Another buyer holds the mug's row and is about to take all of it.
+    let mut rival = app.pool().begin().await.unwrap();
+    sqlx::query("UPDATE products SET stock = 0 WHERE id = ?")
+        .bind(mug)
+        .execute(&mut *rival)
+        .await
+        .unwrap();
+    let placing = tokio::spawn({
+        let (app, ada) = (app.clone(), ada.clone());
+        async move {
+            app.post("/orders")
+                .token(&ada.token)
+                .header("idempotency-key", "late")
+                .json(json!({"items": [{"product_id": pen, "quantity": 1},
+                                       {"product_id": mug, "quantity": 2}]}))
+                .send()
+                .await
+        }
+    });
+    testkit::until_the_stock_is_being_taken(app.pool(), &placing).await;
+    rival.commit().await.unwrap();
+    let refused = placing.await.unwrap();
+    let problem = refused.problem(409);
+    assert_eq!(problem["type"], "/problems/insufficient-stock");
+    assert_eq!(problem["errors"][0]["field"], "items");
+    assert_eq!(
+        problem["errors"][0]["message"],
+        format!("product {mug} has 0 in stock, 2 requested")
+    );
+    assert_eq!(app.count("orders").await, 0);
+    assert_eq!(app.count("order_items").await, 0);
+    assert_eq!(app.count("order_status_history").await, 0);
+    assert_eq!(
+        app.stock(pen).await,
+        10,
+        "the pen, taken first, is not kept"
+    );
+
+    // The retry under the same key replays the refusal, even now that stock is back.
+    sqlx::query("UPDATE products SET stock = 5 WHERE id = ?")
+        .bind(mug)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    let replay = app
+        .post("/orders")
+        .token(&ada.token)
+        .header("idempotency-key", "late")
+        .json(json!({"items": [{"product_id": pen, "quantity": 1},
+                               {"product_id": mug, "quantity": 2}]}))
+        .send()
+        .await;
+    assert_eq!(replay.status, 409);
+    assert_eq!(replay.raw, refused.raw);
+    assert_eq!(app.count("orders").await, 0);
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn a_product_deleted_while_the_order_is_written_is_named(pool: MySqlPool) {
+    let app = Arc::new(app(pool));
+    let ada = Arc::new(app.customer().await);
+    let mug = app.product("Mug", "4", 10).await;
+
+    let mut rival = app.pool().begin().await.unwrap();
+    sqlx::query("SELECT id FROM products WHERE id = ? FOR UPDATE")
+        .bind(mug)
+        .execute(&mut *rival)
+        .await
+        .unwrap();
+    let placing = tokio::spawn({
+        let (app, ada) = (app.clone(), ada.clone());
+        async move {
+            app.post("/orders")
+                .token(&ada.token)
+                .json(json!({"items": [{"product_id": mug, "quantity": 1}]}))
+                .send()
+                .await
+        }
+    });
+    testkit::until_the_stock_is_being_taken(app.pool(), &placing).await;
+    sqlx::query("DELETE FROM products WHERE id = ?")
+        .bind(mug)
+        .execute(&mut *rival)
+        .await
+        .unwrap();
+    rival.commit().await.unwrap();
+    let refused = placing.await.unwrap();
+    let problem = refused.problem(400);
+    assert_eq!(
+        problem["errors"][0]["message"],
+        format!("product {mug} does not exist")
+    );
+    assert_eq!(app.count("orders").await, 0);
+    assert_eq!(app.count("order_items").await, 0);
+}
+
+/// Thirty buyers with their own keys for ten in stock: ten orders, twenty refusals, and
+/// each buyer's retry gets exactly what they got the first time.
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn parallel_keyed_orders_for_scarce_stock_replay_what_each_got(pool: MySqlPool) {
+    let app = Arc::new(app(pool));
+    let mug = app.product("Mug", "4", 10).await;
+    let pen = app.product("Pen", "1", 1000).await;
+    let mut buyers = Vec::new();
+    for _ in 0..30 {
+        buyers.push(Arc::new(app.customer().await));
+    }
+    let buy = |app: Arc<TestApp>, buyer: Arc<TestUser>| async move {
+        let r = app
+            .post("/orders")
+            .token(&buyer.token)
+            .header("idempotency-key", "flash")
+            .json(json!({"items": [{"product_id": mug, "quantity": 1},
+                                   {"product_id": pen, "quantity": 1}]}))
+            .send()
+            .await;
+        (r.status.as_u16(), r.raw)
+    };
+    let first = in_parallel(30, |i| buy(app.clone(), buyers[i].clone())).await;
+    let again = in_parallel(30, |i| buy(app.clone(), buyers[i].clone())).await;
+    let statuses: Vec<u16> = first.iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        10,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        20,
+        "{statuses:?}"
+    );
+    assert_eq!(first, again, "every retry replays its first answer");
+    assert_eq!(app.stock(mug).await, 0);
+    assert_eq!(app.stock(pen).await, 990);
+    assert_eq!(app.count("orders").await, 10);
+    assert_eq!(app.count("order_items").await, 20);
 }

@@ -11,7 +11,8 @@ use crate::addresses::{self, PostalAddress, Shipping};
 use crate::error::{Conflict, Error, FieldError, Result};
 use crate::id::Id;
 use crate::money::Money;
-use crate::orders::{Actor, MAX_QUANTITY, Order};
+use crate::orders::create::cart_not_orderable;
+use crate::orders::{Actor, MAX_QUANTITY, Placed};
 use crate::validate::{Checks, Validate, whole};
 use platform::db::Tx;
 
@@ -196,17 +197,18 @@ pub async fn clear(pool: &MySqlPool, user_id: u64) -> Result<()> {
     Ok(())
 }
 
-/// Turns the cart into an order holding its stock for `hold` inside `tx` and empties it;
-/// returns the order id. Stock is checked again here, since it may have moved since the
+/// Turns the cart into an order holding its stock for `hold` inside `tx` and empties it:
+/// what checkout answers. Stock is checked again here, since it may have moved since the
 /// lines were set. The user row is locked before the cart (the lock order of
-/// `crate::stock`), so the account cannot be deleted under the checkout.
-async fn checkout_in(
+/// `crate::stock`), so the account cannot be deleted under the checkout. As for
+/// `POST /orders`, the caller takes the stock last, right before committing.
+pub async fn checkout(
     tx: &mut Tx<'static>,
     user_id: u64,
     shipping: &Shipping,
     actor: Actor,
     hold: Duration,
-) -> Result<u64> {
+) -> Result<Placed> {
     if !crate::stock::lock_user_shared(tx, user_id).await? {
         return Err(Error::NotFound("user"));
     }
@@ -224,31 +226,15 @@ async fn checkout_in(
     }
     // A wrong address is the request's fault (400), not the cart's.
     let ship = shipping.resolve(tx, user_id).await?;
-    // The cart, not the request, is at fault when it cannot become an order: 409.
-    let order_id = crate::orders::create_in(tx, user_id, &lines, ship.as_ref(), actor, hold)
+    let placed = crate::orders::prepare(tx, user_id, &lines, ship.as_ref(), actor, hold)
         .await
         .map_err(|err| match err {
-            Error::Invalid(errors) => Error::Conflict {
-                kind: Conflict::CartNotOrderable,
-                detail: "The cart cannot be ordered as it is.".into(),
-                errors,
-            },
+            Error::Invalid(errors) => cart_not_orderable(errors),
             other => other,
-        })?;
+        })?
+        .blamed_on_cart();
     sqlx::query!("DELETE FROM cart_items WHERE user_id = ?", user_id)
         .execute(&mut **tx)
         .await?;
-    Ok(order_id)
-}
-
-/// Checks the cart out in `tx` and reads the order back: what checkout answers.
-pub async fn checkout(
-    tx: &mut Tx<'static>,
-    user_id: u64,
-    shipping: &Shipping,
-    actor: Actor,
-    hold: Duration,
-) -> Result<Order> {
-    let id = checkout_in(tx, user_id, shipping, actor, hold).await?;
-    crate::orders::get(tx, id).await
+    Ok(placed)
 }

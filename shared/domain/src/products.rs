@@ -344,14 +344,30 @@ pub async fn update(pool: &MySqlPool, id: u64, patch: ProductPatch) -> Result<Pr
 }
 
 /// Past orders keep their lines: `order_items.product_id` becomes NULL, name and price stay.
+/// Deletes a product. Lines of orders that bought it keep their name and price and lose
+/// the link; cart lines and reviews go with it.
 pub async fn delete(pool: &MySqlPool, id: u64) -> Result<()> {
-    let result = sqlx::query!("DELETE FROM products WHERE id = ?", id)
-        .execute(pool)
-        .await?;
-    if result.rows_affected() == 0 {
-        return Err(Error::NotFound("product"));
-    }
-    Ok(())
+    platform::db::transaction(pool, |tx| {
+        Box::pin(async move {
+            // Done here, not by a foreign key: a key from order lines to products would
+            // lock a product row while an order is written, long before its stock is taken
+            // (see `crate::stock`). Order lines first, as placing an order takes them.
+            sqlx::query!(
+                "UPDATE order_items SET product_id = NULL WHERE product_id = ?",
+                id
+            )
+            .execute(&mut **tx)
+            .await?;
+            let result = sqlx::query!("DELETE FROM products WHERE id = ?", id)
+                .execute(&mut **tx)
+                .await?;
+            if result.rows_affected() == 0 {
+                return Err(Error::NotFound("product"));
+            }
+            Ok(())
+        })
+    })
+    .await
 }
 
 fn unknown_category(err: sqlx::Error) -> Error {

@@ -15,7 +15,13 @@
 //! 6. payment rows;
 //! 7. rows it inserts (an order, its lines, its history), which no one else holds yet.
 //!
-//! A path may skip levels but never goes back up one. So two paths touching the same order
+//! A path may skip levels but never goes back up one. Placing an order is the one path
+//! that inserts before it locks products: it writes the order, its lines and its history
+//! without locking any product (order lines have no foreign key to products for that
+//! reason), then takes every product row at once in one guarded `UPDATE`, its last
+//! statement, because those rows are what every buyer of a popular product queues on.
+//! Its inserted rows are its own, so only product deletion, which takes the lines of the
+//! product before the product, meets it there, and in the same order. So two paths touching the same order
 //! queue on its row and the second acts on what the first committed: a cancel and an
 //! account deletion return an order's stock once, not twice; a payment cannot land on an
 //! order that a deletion has already decided to remove. Deadlocks between paths are then

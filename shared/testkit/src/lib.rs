@@ -9,5 +9,5 @@ pub mod proxy;
 
 pub use app::{JWT_SECRET, TestApp, TestResponse, TestUser, expire_order, insert_user, state};
 pub use events::{http_api_event, invoke_lambda, invoke_lambda_with, lambda_body, rest_api_event};
-pub use parallel::in_parallel;
+pub use parallel::{in_parallel, until_the_stock_is_being_taken};
 pub use proxy::TcpProxy;

@@ -1,4 +1,4 @@
-//! The shape of every concurrency test.
+//! The shape of every concurrency test, and a way to stop one request at a chosen point.
 
 /// Runs `n` copies of a task at once (each on its own tokio task) and returns their
 /// results in order: the shape of every concurrency test.
@@ -13,4 +13,26 @@ where
         results.push(handle.await.expect("a parallel task panicked"));
     }
     results
+}
+
+/// Waits until this test's order is taking its stock, or `task` has ended without it.
+pub async fn until_the_stock_is_being_taken<T>(
+    pool: &sqlx::MySqlPool,
+    task: &tokio::task::JoinHandle<T>,
+) {
+    while !task.is_finished() {
+        // The statement that takes the stock, running while another transaction holds
+        // a product row, is waiting for it.
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST
+             WHERE DB = DATABASE() AND INFO LIKE 'UPDATE products SET stock = stock - CASE%'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }

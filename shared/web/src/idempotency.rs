@@ -6,7 +6,9 @@
 //! simply goes ahead itself. Domain refusals (404, 409, ...) are stored too: the work runs
 //! behind a savepoint that is rolled back, and the refusal is recorded in its place.
 //! Invalid input (400) and server-side failures are not stored, so the client may fix or
-//! retry them under the same key.
+//! retry them under the same key. The response is stored before the resource's
+//! [`Resource::last_step`] (taking an order's stock), so nothing but the commit follows
+//! the locks that step takes.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -48,13 +50,27 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
 
 /// What an idempotent POST creates: a resource that knows its own address, for the
 /// `Location` header of the `201`.
-pub trait Resource: Serialize + Send {
+pub trait Resource: Serialize + Send + Sync {
     fn location(&self) -> String;
+
+    /// Work that must come last in the transaction, after the response is rendered and
+    /// stored: taking the locks everyone else queues on, so they are held for as little
+    /// as possible. A refusal here undoes the creation like any other refusal.
+    fn last_step<'t>(
+        &'t self,
+        _tx: &'t mut Tx<'static>,
+    ) -> impl Future<Output = ApiResult<()>> + Send + 't {
+        async { Ok(()) }
+    }
 }
 
-impl Resource for domain::orders::Order {
+impl Resource for domain::orders::Placed {
     fn location(&self) -> String {
-        format!("/orders/{}", self.id)
+        format!("/orders/{}", self.order().id)
+    }
+
+    async fn last_step(&self, tx: &mut Tx<'static>) -> ApiResult<()> {
+        Ok(self.take_stock(tx).await?)
     }
 }
 
@@ -143,7 +159,15 @@ where
     F: for<'t> Fn(&'t mut Tx<'static>) -> TxFuture<'t, T, ApiError> + Clone + Send + Sync + 'static,
 {
     let Some(key) = key.0 else {
-        let created = db::transaction(pool, work).await?;
+        let created = db::transaction(pool, |tx| {
+            let work = work.clone();
+            Box::pin(async move {
+                let created = work(tx).await?;
+                created.last_step(tx).await?;
+                Ok::<_, ApiError>(created)
+            })
+        })
+        .await?;
         return StoredResponse::created(&created);
     };
     let hash = request_hash(route, request)?;
@@ -153,33 +177,53 @@ where
             if let Some(stored) = claim(tx, user_id, &key, route, &hash).await? {
                 return Ok(stored);
             }
-            sqlx::query("SAVEPOINT idempotent_work").execute(&mut **tx).await?;
-            let response = match work(tx).await {
-                Ok(created) => StoredResponse::created(&created)?,
+            sqlx::query("SAVEPOINT idempotent_work")
+                .execute(&mut **tx)
+                .await?;
+            let done = match work(tx).await {
+                Ok(created) => {
+                    let response = StoredResponse::created(&created)?;
+                    store(tx, user_id, &key, &response).await?;
+                    created.last_step(tx).await.map(|()| response)
+                }
+                Err(err) => Err(err),
+            };
+            match done {
+                Ok(response) => Ok(response),
                 Err(err) if is_stored(&err) => {
                     sqlx::query("ROLLBACK TO SAVEPOINT idempotent_work")
                         .execute(&mut **tx)
                         .await?;
-                    let response = err.into_response();
-                    stored_from_response(response).await?
+                    let refusal = stored_from_response(err.into_response()).await?;
+                    store(tx, user_id, &key, &refusal).await?;
+                    Ok(refusal)
                 }
-                Err(err) => return Err(err),
-            };
-            sqlx::query(
-                "UPDATE idempotency_keys SET response_status = ?, response_location = ?, response_body = ?
-                 WHERE user_id = ? AND idempotency_key = ?",
-            )
-            .bind(response.status.as_u16())
-            .bind(&response.location)
-            .bind(&response.body)
-            .bind(user_id)
-            .bind(&key)
-            .execute(&mut **tx)
-            .await?;
-            Ok(response)
+                Err(err) => Err(err),
+            }
         })
     })
     .await
+}
+
+/// Records the answer under the claimed key.
+async fn store(
+    tx: &mut Tx<'static>,
+    user_id: u64,
+    key: &str,
+    response: &StoredResponse,
+) -> ApiResult<()> {
+    sqlx::query(
+        "UPDATE idempotency_keys SET response_status = ?, response_location = ?, response_body = ?
+         WHERE user_id = ? AND idempotency_key = ?",
+    )
+    .bind(response.status.as_u16())
+    .bind(&response.location)
+    .bind(&response.body)
+    .bind(user_id)
+    .bind(key)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Inserts the key, or returns the response stored under it by an earlier request.

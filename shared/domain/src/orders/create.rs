@@ -1,14 +1,22 @@
-//! Placing an order: prices as of now, stock taken in the same transaction.
+//! Placing an order: prices as of now, stock taken in the same transaction, as its last
+//! statement.
+//!
+//! When every buyer wants the same product (a flash sale), every order queues on that
+//! product's row lock, so the time a lock is held is what bounds the shop's throughput.
+//! Placing an order therefore does everything that needs no product lock first (checking
+//! the lines, reading names and prices, writing the order, its lines and its history) and
+//! takes the stock last, in one guarded statement for all lines, right before the commit.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
+use serde::{Serialize, Serializer};
 use sqlx::{MySql, QueryBuilder};
 
 use super::history::{self, Actor};
-use super::load::get;
-use super::model::Order;
+use super::model::{Order, OrderLine};
 use super::status::Status;
 use crate::addresses::{PostalAddress, Shipping};
 use crate::error::{Conflict, Error, FieldError, Result};
@@ -16,12 +24,181 @@ use crate::money::Money;
 use crate::stock;
 use platform::db::Tx;
 
-/// Creates a pending order inside `tx` that holds its stock for `hold` and ships to `ship`
-/// (already resolved by the caller, so a wrong address is refused before any stock is
-/// touched): locks the owner (so the account cannot be deleted under the new order) and
-/// then the products in id order, refuses unknown products (400) and short stock (409,
-/// naming every short product), takes the stock and writes the lines with name and price
-/// as of now, and the first entry of its history. Returns the new order's id.
+/// An order written in a transaction whose stock is not taken yet: [`Placed::take_stock`]
+/// must run before the commit, as the transaction's last statement. It reads as the order.
+#[derive(Debug, Clone)]
+pub struct Placed {
+    order: Order,
+    /// Whether the lines came from a cart, which is then at fault (409) when they name a
+    /// product that no longer exists, rather than the request (400).
+    from_cart: bool,
+}
+
+impl Placed {
+    pub fn order(&self) -> &Order {
+        &self.order
+    }
+
+    pub fn into_order(self) -> Order {
+        self.order
+    }
+
+    pub(crate) fn blamed_on_cart(mut self) -> Self {
+        self.from_cart = true;
+        self
+    }
+
+    /// Takes every line's stock in one guarded `UPDATE`, which locks the product rows in
+    /// ascending id order and cannot take more than is there. If it cannot take all of it,
+    /// the rows are read again under lock to name each product that is short or gone, and
+    /// nothing of this order is kept (the caller rolls back).
+    pub async fn take_stock(&self, tx: &mut Tx<'static>) -> Result<()> {
+        let lines: Vec<(u64, u32)> = self
+            .order
+            .items
+            .iter()
+            .filter_map(|line| line.product_id.map(|id| (id, line.quantity)))
+            .collect();
+        if take(tx, &lines).await? {
+            return Ok(());
+        }
+        let current: BTreeMap<u64, u32> = locked_stock(tx, &lines).await?;
+        let refusal = refusal(&lines, |id| current.get(&id).copied());
+        match refusal {
+            Some(Error::Invalid(errors)) if self.from_cart => Err(cart_not_orderable(errors)),
+            Some(refusal) => Err(refusal),
+            // Stock came back between the two statements, and the rows are ours now.
+            None if take(tx, &lines).await? => Ok(()),
+            None => Err(Error::Internal(
+                "stock changed under a product row lock".into(),
+            )),
+        }
+    }
+}
+
+impl Serialize for Placed {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        self.order.serialize(serializer)
+    }
+}
+
+/// Writes a pending order inside `tx` that holds its stock for `hold` and ships to `ship`
+/// (already resolved by the caller, so a wrong address is refused before anything is
+/// written): locks the owner shared (so the account cannot be deleted under the new order),
+/// refuses unknown products (400) and short stock (409, naming every short product) as
+/// far as a plain read can tell, and writes the order, its lines with name and price as of
+/// now, and the first entry of its history. No product row is locked yet: the stock is
+/// taken by [`Placed::take_stock`].
+pub async fn prepare(
+    tx: &mut Tx<'static>,
+    user_id: u64,
+    lines: &[(u64, u32)],
+    ship: Option<&PostalAddress>,
+    actor: Actor,
+    hold: Duration,
+) -> Result<Placed> {
+    if !stock::lock_user_shared(tx, user_id).await? {
+        return Err(Error::invalid("user_id", "does not name an existing user"));
+    }
+    // The database's clock, read with the products, dates the order and its history, so
+    // the response needs no read-back and expiry compares like with like.
+    let mut qb: QueryBuilder<MySql> = QueryBuilder::new(
+        "SELECT id, name, price, stock, UTC_TIMESTAMP(6) FROM products WHERE id IN (",
+    );
+    stock::push_ids(
+        &mut qb,
+        &lines.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+    );
+    let rows: Vec<(u64, String, Decimal, u32, DateTime<Utc>)> =
+        qb.build_query_as().fetch_all(&mut **tx).await?;
+    let now = match rows.first() {
+        Some(row) => row.4,
+        None => Utc::now(),
+    };
+    let found: BTreeMap<u64, (String, Money, u32)> = rows
+        .into_iter()
+        .map(|(id, name, price, stock, _)| (id, (name, Money::from_db(price), stock)))
+        .collect();
+    if let Some(refusal) = refusal(lines, |id| found.get(&id).map(|(_, _, stock)| *stock)) {
+        return Err(refusal);
+    }
+
+    let too_large = || Error::invalid("items", "the order total exceeds 99999999.99");
+    let mut total = Money::ZERO;
+    let mut items = Vec::with_capacity(lines.len());
+    for (id, quantity) in lines {
+        let (name, price, _) = &found[id];
+        let line_total = price.checked_mul(*quantity).ok_or_else(too_large)?;
+        total = total.checked_add(line_total).ok_or_else(too_large)?;
+        items.push(OrderLine {
+            product_id: Some(*id),
+            name: name.clone(),
+            unit_price: *price,
+            quantity: *quantity,
+            line_total,
+        });
+    }
+    let hold = chrono::Duration::from_std(hold)
+        .map_err(|_| Error::Internal("the order hold is out of range".into()))?;
+    let expires_at = now + hold;
+
+    let order_id = sqlx::query!(
+        "INSERT INTO orders (user_id, total, expires_at, ship_name, ship_line1, ship_line2,
+                             ship_postal_code, ship_city, ship_country, ship_phone,
+                             created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        user_id,
+        total.amount(),
+        expires_at,
+        ship.map(|a| &a.name),
+        ship.map(|a| &a.line1),
+        ship.and_then(|a| a.line2.as_ref()),
+        ship.map(|a| &a.postal_code),
+        ship.map(|a| &a.city),
+        ship.map(|a| &a.country),
+        ship.and_then(|a| a.phone.as_ref()),
+        now,
+        now
+    )
+    .execute(&mut **tx)
+    .await?
+    .last_insert_id();
+    let created = history::begin(tx, order_id, now, actor).await?;
+
+    let mut insert: QueryBuilder<MySql> = QueryBuilder::new(
+        "INSERT INTO order_items (order_id, product_id, product_name, unit_price, quantity, line_total) ",
+    );
+    insert.push_values(&items, |mut row, line| {
+        row.push_bind(order_id)
+            .push_bind(line.product_id)
+            .push_bind(&line.name)
+            .push_bind(line.unit_price.amount())
+            .push_bind(line.quantity)
+            .push_bind(line.line_total.amount());
+    });
+    insert.build().execute(&mut **tx).await?;
+
+    Ok(Placed {
+        order: Order {
+            id: order_id,
+            user_id,
+            status: Status::Pending,
+            items,
+            total,
+            amount_paid: Money::ZERO,
+            expires_at: Some(expires_at),
+            shipping_address: ship.cloned(),
+            tracking_number: None,
+            history: vec![created],
+            created_at: now,
+            updated_at: now,
+        },
+        from_cart: false,
+    })
+}
+
+/// Writes the order and takes its stock in `tx`: [`prepare`] then [`Placed::take_stock`].
+/// Returns the new order's id.
 pub async fn create_in(
     tx: &mut Tx<'static>,
     user_id: u64,
@@ -30,125 +207,13 @@ pub async fn create_in(
     actor: Actor,
     hold: Duration,
 ) -> Result<u64> {
-    if !stock::lock_user_shared(tx, user_id).await? {
-        return Err(Error::invalid("user_id", "does not name an existing user"));
-    }
-    let mut qb: QueryBuilder<MySql> =
-        QueryBuilder::new("SELECT id, name, price, stock FROM products WHERE id IN (");
-    let mut ids = qb.separated(", ");
-    for (product_id, _) in lines {
-        ids.push_bind(*product_id);
-    }
-    qb.push(") ORDER BY id FOR UPDATE");
-    let products: Vec<(u64, String, Decimal, u32)> =
-        qb.build_query_as().fetch_all(&mut **tx).await?;
-    let found: BTreeMap<u64, (String, Money, u32)> = products
-        .into_iter()
-        .map(|(id, name, price, stock)| (id, (name, Money::from_db(price), stock)))
-        .collect();
-
-    let unknown: Vec<FieldError> = lines
-        .iter()
-        .filter(|(id, _)| !found.contains_key(id))
-        .map(|(id, _)| FieldError::new("items", format!("product {id} does not exist")))
-        .collect();
-    if !unknown.is_empty() {
-        return Err(Error::Invalid(unknown));
-    }
-    let short: Vec<FieldError> = lines
-        .iter()
-        .filter(|(id, quantity)| found[id].2 < *quantity)
-        .map(|(id, quantity)| {
-            FieldError::new(
-                "items",
-                format!(
-                    "product {id} has {} in stock, {quantity} requested",
-                    found[id].2
-                ),
-            )
-        })
-        .collect();
-    if !short.is_empty() {
-        let ids: Vec<String> = lines
-            .iter()
-            .filter(|(id, quantity)| found[id].2 < *quantity)
-            .map(|(id, _)| id.to_string())
-            .collect();
-        return Err(Error::Conflict {
-            kind: Conflict::InsufficientStock,
-            detail: format!("Not enough stock for products {}.", ids.join(", ")),
-            errors: short,
-        });
-    }
-
-    let too_large = || Error::invalid("items", "the order total exceeds 99999999.99");
-    let mut total = Money::ZERO;
-    let mut priced = Vec::with_capacity(lines.len());
-    for (id, quantity) in lines {
-        let (name, price, _) = &found[id];
-        let line_total = price.checked_mul(*quantity).ok_or_else(too_large)?;
-        total = total.checked_add(line_total).ok_or_else(too_large)?;
-        priced.push((*id, name.clone(), *price, *quantity, line_total));
-    }
-
-    for (id, quantity) in lines {
-        // The rows are locked; the guard makes overselling impossible even if they were not.
-        let taken = sqlx::query!(
-            "UPDATE products SET stock = stock - ?, updated_at = CURRENT_TIMESTAMP(6)
-             WHERE id = ? AND stock >= ?",
-            quantity,
-            id,
-            quantity
-        )
-        .execute(&mut **tx)
-        .await?;
-        if taken.rows_affected() != 1 {
-            return Err(Error::conflict(
-                Conflict::InsufficientStock,
-                format!("Not enough stock for products {id}."),
-            ));
-        }
-    }
-
-    let order_id = sqlx::query!(
-        "INSERT INTO orders (user_id, total, expires_at, ship_name, ship_line1, ship_line2,
-                             ship_postal_code, ship_city, ship_country, ship_phone)
-         VALUES (?, ?, CURRENT_TIMESTAMP(6) + INTERVAL ? SECOND, ?, ?, ?, ?, ?, ?, ?)",
-        user_id,
-        total.amount(),
-        hold.as_secs(),
-        ship.map(|a| &a.name),
-        ship.map(|a| &a.line1),
-        ship.and_then(|a| a.line2.as_ref()),
-        ship.map(|a| &a.postal_code),
-        ship.map(|a| &a.city),
-        ship.map(|a| &a.country),
-        ship.and_then(|a| a.phone.as_ref())
-    )
-    .execute(&mut **tx)
-    .await?
-    .last_insert_id();
-    history::record(tx, &[order_id], Status::Pending, actor).await?;
-
-    let mut insert: QueryBuilder<MySql> = QueryBuilder::new(
-        "INSERT INTO order_items (order_id, product_id, product_name, unit_price, quantity, line_total) ",
-    );
-    insert.push_values(
-        priced,
-        |mut row, (id, name, price, quantity, line_total)| {
-            row.push_bind(order_id)
-                .push_bind(id)
-                .push_bind(name)
-                .push_bind(price.amount())
-                .push_bind(quantity)
-                .push_bind(line_total.amount());
-        },
-    );
-    insert.build().execute(&mut **tx).await?;
-    Ok(order_id)
+    let placed = prepare(tx, user_id, lines, ship, actor, hold).await?;
+    placed.take_stock(tx).await?;
+    Ok(placed.order.id)
 }
 
-/// Places an order in `tx` and reads it back: what `POST /orders` answers.
+/// `POST /orders`: resolves where the order ships, then writes it. The caller takes the
+/// stock last, right before committing.
 pub async fn place(
     tx: &mut Tx<'static>,
     user_id: u64,
@@ -156,8 +221,94 @@ pub async fn place(
     shipping: &Shipping,
     actor: Actor,
     hold: Duration,
-) -> Result<Order> {
+) -> Result<Placed> {
     let ship = shipping.resolve(tx, user_id).await?;
-    let id = create_in(tx, user_id, lines, ship.as_ref(), actor, hold).await?;
-    get(tx, id).await
+    prepare(tx, user_id, lines, ship.as_ref(), actor, hold).await
+}
+
+/// The refusal for `lines` given each product's stock (`None`: no such product): unknown
+/// products first (400), then every short one (409).
+fn refusal(lines: &[(u64, u32)], stock_of: impl Fn(u64) -> Option<u32>) -> Option<Error> {
+    let unknown: Vec<FieldError> = lines
+        .iter()
+        .filter(|(id, _)| stock_of(*id).is_none())
+        .map(|(id, _)| FieldError::new("items", format!("product {id} does not exist")))
+        .collect();
+    if !unknown.is_empty() {
+        return Some(Error::Invalid(unknown));
+    }
+    let short: Vec<(u64, u32, u32)> = lines
+        .iter()
+        .filter_map(|(id, quantity)| {
+            let stock = stock_of(*id)?;
+            (stock < *quantity).then_some((*id, *quantity, stock))
+        })
+        .collect();
+    if short.is_empty() {
+        return None;
+    }
+    let ids: Vec<String> = short.iter().map(|(id, _, _)| id.to_string()).collect();
+    Some(Error::Conflict {
+        kind: Conflict::InsufficientStock,
+        detail: format!("Not enough stock for products {}.", ids.join(", ")),
+        errors: short
+            .iter()
+            .map(|(id, quantity, stock)| {
+                FieldError::new(
+                    "items",
+                    format!("product {id} has {stock} in stock, {quantity} requested"),
+                )
+            })
+            .collect(),
+    })
+}
+
+/// The cart, not the request, is at fault when it cannot become an order: 409.
+pub(crate) fn cart_not_orderable(errors: Vec<FieldError>) -> Error {
+    Error::Conflict {
+        kind: Conflict::CartNotOrderable,
+        detail: "The cart cannot be ordered as it is.".into(),
+        errors,
+    }
+}
+
+/// One guarded statement for every line; whether it took all of them. Rows are locked in
+/// primary-key order, the global order for product rows.
+async fn take(tx: &mut Tx<'static>, lines: &[(u64, u32)]) -> Result<bool> {
+    let mut qb: QueryBuilder<MySql> = QueryBuilder::new("UPDATE products SET stock = stock - ");
+    push_quantities(&mut qb, lines);
+    qb.push(", updated_at = CURRENT_TIMESTAMP(6) WHERE id IN (");
+    stock::push_ids(
+        &mut qb,
+        &lines.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+    );
+    qb.push(" AND stock >= ");
+    push_quantities(&mut qb, lines);
+    let taken = qb.build().execute(&mut **tx).await?;
+    Ok(taken.rows_affected() == lines.len() as u64)
+}
+
+/// `CASE id WHEN ? THEN ? ... END`: each product's quantity.
+fn push_quantities(qb: &mut QueryBuilder<'_, MySql>, lines: &[(u64, u32)]) {
+    qb.push("CASE id");
+    for (id, quantity) in lines {
+        qb.push(" WHEN ")
+            .push_bind(*id)
+            .push(" THEN ")
+            .push_bind(*quantity);
+    }
+    qb.push(" END");
+}
+
+/// The latest committed stock of each product, its row locked.
+async fn locked_stock(tx: &mut Tx<'static>, lines: &[(u64, u32)]) -> Result<BTreeMap<u64, u32>> {
+    let mut qb: QueryBuilder<MySql> =
+        QueryBuilder::new("SELECT id, stock FROM products WHERE id IN (");
+    stock::push_ids(
+        &mut qb,
+        &lines.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+    );
+    qb.push(" ORDER BY id FOR UPDATE");
+    let rows: Vec<(u64, u32)> = qb.build_query_as().fetch_all(&mut **tx).await?;
+    Ok(rows.into_iter().collect())
 }

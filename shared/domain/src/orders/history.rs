@@ -57,6 +57,29 @@ pub async fn record(
     Ok(())
 }
 
+/// The first entry of a new order, dated as the order records its creation.
+pub async fn begin(
+    tx: &mut Tx<'static>,
+    order_id: u64,
+    at: DateTime<Utc>,
+    actor: Actor,
+) -> Result<HistoryEntry, sqlx::Error> {
+    sqlx::query!(
+        "INSERT INTO order_status_history (order_id, status, actor, entered_at) VALUES (?, ?, ?, ?)",
+        order_id,
+        Status::Pending,
+        actor,
+        at
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(HistoryEntry {
+        status: Status::Pending,
+        at,
+        actor,
+    })
+}
+
 /// An order's timeline, oldest first.
 pub async fn of(
     conn: &mut MySqlConnection,

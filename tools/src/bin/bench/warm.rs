@@ -99,7 +99,7 @@ pub async fn floor(state: AppState, f: Fixture, scenario: &'static str) {
             platform::db::transaction(&state.pool, |tx| {
                 let lines = lines.clone();
                 Box::pin(async move {
-                    domain::orders::place(
+                    let placed = domain::orders::place(
                         tx,
                         f.user_id,
                         &lines,
@@ -107,7 +107,8 @@ pub async fn floor(state: AppState, f: Fixture, scenario: &'static str) {
                         domain::orders::Actor::Customer,
                         DEFAULT_ORDER_HOLD,
                     )
-                    .await
+                    .await?;
+                    placed.take_stock(tx).await
                 })
             })
             .await
