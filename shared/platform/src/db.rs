@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
-use sqlx::{MySql, MySqlPool, Transaction};
+use sqlx::{Connection, MySql, MySqlPool, Transaction};
 
 use crate::config::DatabaseConfig;
 
@@ -22,11 +22,27 @@ pub fn pool(config: &DatabaseConfig) -> MySqlPool {
     pool_with(config.connect_options(), config.max_connections)
 }
 
+/// How long a connection may sit idle and still be trusted without a ping.
+const TRUSTED_IDLE: Duration = Duration::from_secs(1);
+
 pub fn pool_with(options: MySqlConnectOptions, max_connections: u32) -> MySqlPool {
     MySqlPoolOptions::new()
         .max_connections(max_connections)
         .min_connections(0)
         .acquire_timeout(Duration::from_secs(3))
+        // sqlx pings every connection as it comes back to the pool, and by default again
+        // before handing it out: a round trip per query under load. Only a connection that
+        // has sat idle (a thawed Lambda, a quiet minute) is tested before use; a dead one is
+        // then dropped and another opened, so the request still succeeds.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= TRUSTED_IDLE {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         // A frozen Lambda keeps its sockets; the server drops them long before that.
         .idle_timeout(Some(Duration::from_secs(60)))
         .max_lifetime(Some(Duration::from_secs(15 * 60)))
