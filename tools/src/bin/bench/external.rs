@@ -12,6 +12,7 @@ pub const CONNECTIONS: usize = 16;
 const SECONDS: u64 = 8;
 
 pub struct Wrk {
+    pub requests: u64,
     pub per_second: f64,
     pub p50: Duration,
     pub p99: Duration,
@@ -107,6 +108,11 @@ pub fn run(
         .find_map(|l| l.strip_prefix("Requests/sec:"))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no Requests/sec in wrk's output:\n{text}"));
+    let requests = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in"))
+        .and_then(|(n, _)| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no request count in wrk's output:\n{text}"));
     let percentile = |p: &str| {
         text.lines()
             .map(str::trim)
@@ -115,6 +121,7 @@ pub fn run(
             .unwrap_or_else(|| panic!("no {p} latency in wrk's output:\n{text}"))
     };
     Wrk {
+        requests,
         per_second,
         p50: percentile("50%"),
         p99: percentile("99%"),

@@ -5,7 +5,16 @@
 
 use sqlx::MySqlPool;
 
+use crate::cpu::PerOp;
 use crate::warm::{Stats, measure};
+
+/// CPU per order (or per floor transaction) in the flash sale.
+#[derive(Debug, Default)]
+pub struct Cpu {
+    pub lock_floor: PerOp,
+    pub domain: PerOp,
+    pub http: PerOp,
+}
 
 /// `n` transactions on `concurrency` connections, each taking one unit of every product
 /// with the guarded update an order uses, then committing.

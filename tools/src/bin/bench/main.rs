@@ -11,6 +11,7 @@
 //! Writes the table to BENCHMARKS.md.
 
 mod cold;
+mod cpu;
 mod external;
 mod fixture;
 mod flash;
@@ -85,6 +86,7 @@ async fn main() {
 
     let mut rows = Vec::new();
     let mut requests = 0usize;
+    let mut flash_cpu = flash::Cpu::default();
     for scenario in scenarios(&fixture) {
         for concurrency in [1usize, 16] {
             let n = scenario.requests * if concurrency == 1 { 1 } else { 4 };
@@ -118,6 +120,7 @@ async fn main() {
                 .await
             };
             requests += n + n / 10;
+            let meter = cpu::Meter::start(std::process::id());
             let floor = {
                 let (state, fixture, name) = (state.clone(), fixture.clone(), scenario.name);
                 measure(n, concurrency, move || {
@@ -125,6 +128,9 @@ async fn main() {
                 })
                 .await
             };
+            if scenario.name == warm::FLASH_SALE && concurrency == 16 {
+                flash_cpu.domain = meter.per_op(warm::runs(n) as f64);
+            }
             rows.push(Row {
                 name: scenario.name,
                 concurrency,
@@ -135,13 +141,15 @@ async fn main() {
     }
 
     eprintln!("the flash sale's floor, and wrk ...");
+    let meter = cpu::Meter::start(std::process::id());
     let lock_floor = flash::lock_floor(&state.pool, &fixture.product_ids, 1200, 16).await;
+    flash_cpu.lock_floor = meter.per_op(warm::runs(1200) as f64);
     let external = if external::available() {
         external::pin_server(serve.id(), true);
         let work = std::env::temp_dir();
         let order = json!({"items": fixture.product_ids.iter()
             .map(|id| json!({"product_id": id, "quantity": 1})).collect::<Vec<_>>()});
-        let runs = vec![
+        let mut runs = vec![
             (
                 warm::BY_ID,
                 external::run(
@@ -162,17 +170,17 @@ async fn main() {
                     None,
                 ),
             ),
-            (
-                warm::FLASH_SALE,
-                external::run(
-                    &work,
-                    &format!("{base}/orders"),
-                    "POST",
-                    Some(&order),
-                    Some(&token),
-                ),
-            ),
         ];
+        let meter = cpu::Meter::start(serve.id());
+        let sale = external::run(
+            &work,
+            &format!("{base}/orders"),
+            "POST",
+            Some(&order),
+            Some(&token),
+        );
+        flash_cpu.http = meter.per_op(sale.requests as f64);
+        runs.push((warm::FLASH_SALE, sale));
         external::pin_server(serve.id(), false);
         requests += 10_000;
         runs
@@ -206,6 +214,7 @@ async fn main() {
     let report = render(
         &rows,
         &lock_floor,
+        &flash_cpu,
         &external,
         &cold,
         db_round_trip,
@@ -227,7 +236,7 @@ fn free_port() -> u16 {
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
+        .join("..")
         .canonicalize()
         .unwrap()
 }

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::cold::{Cold, INVOCATIONS_FOR_RSS};
+use crate::cpu::PerOp;
 use crate::external::{CONNECTIONS, Wrk};
+use crate::flash;
 use crate::warm::{FLASH_SALE, Row, Stats};
 
 fn ms(d: Duration) -> String {
@@ -15,6 +17,7 @@ fn ms(d: Duration) -> String {
 pub fn render(
     rows: &[Row],
     lock_floor: &Stats,
+    flash_cpu: &flash::Cpu,
     external: &[(&str, Wrk)],
     cold: &[Cold],
     db: Duration,
@@ -97,6 +100,24 @@ pub fn render(
             );
         }
         out.push_str("\nTarget: POST /orders ≥ 0.8× the lock floor.\n\n");
+        out.push_str("CPU per order: the database server's, and the client's (the bench process for the floors; the `serve` process over HTTP with wrk).\n\n");
+        out.push_str("| | database CPU µs | client CPU µs | total µs |\n|---|---:|---:|---:|\n");
+        let us = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.0}"));
+        for (what, cpu) in [
+            ("lock floor", flash_cpu.lock_floor),
+            ("the whole order without HTTP", flash_cpu.domain),
+            ("POST /orders over HTTP (wrk)", flash_cpu.http),
+        ] {
+            let PerOp { database, worker } = cpu;
+            let total = database.zip(worker).map(|(d, w)| d + w);
+            out.push_str(&format!(
+                "| {what} | {} | {} | {} |\n",
+                us(database),
+                us(worker),
+                us(total)
+            ));
+        }
+        out.push('\n');
     }
     if !external.is_empty() {
         out.push_str(&format!(
@@ -172,6 +193,9 @@ pub fn render(
         )),
         None => out.push_str("Peak RSS: not available on this platform.\n"),
     }
+    // Figures of earlier runs, kept with the reasons behind them; edited by hand.
+    out.push('\n');
+    out.push_str(include_str!("changes.md"));
     out
 }
 

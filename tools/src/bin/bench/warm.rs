@@ -132,13 +132,18 @@ pub struct Stats {
     pub per_second: f64,
 }
 
+/// How many calls [`measure`] makes for `n` measured ones, warm-up included.
+pub fn runs(n: usize) -> usize {
+    n + (n / 10).max(5)
+}
+
 /// Runs `n` calls of `work` on `concurrency` workers after a short warm-up.
 pub async fn measure<F, Fut>(n: usize, concurrency: usize, work: F) -> Stats
 where
     F: Fn() -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
-    for _ in 0..(n / 10).max(5) {
+    for _ in 0..runs(n) - n {
         work().await;
     }
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(n)));
