@@ -23,17 +23,24 @@ async fn main() -> ExitCode {
 
 async fn run(args: &[String]) -> Result<(), String> {
     let url = std::env::var("DATABASE_URL").map_err(|_| "DATABASE_URL is not set".to_string())?;
-    if args.first().map(String::as_str) == Some("migrate") {
+    use sqlx::migrate::MigrateDatabase;
+    let exists = sqlx::MySql::database_exists(&url)
+        .await
+        .map_err(|e| format!("cannot reach the database in DATABASE_URL: {e}"))?;
+    match args.first().map(String::as_str) {
         // A fresh server has no database yet: create it before connecting to it.
-        use sqlx::migrate::MigrateDatabase;
-        if !sqlx::MySql::database_exists(&url)
+        Some("migrate") if !exists => sqlx::MySql::create_database(&url)
             .await
-            .map_err(|e| e.to_string())?
-        {
-            sqlx::MySql::create_database(&url)
-                .await
-                .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?,
+        Some("migrate") => {}
+        _ if !exists => {
+            return Err(
+                "the database in DATABASE_URL does not exist yet: `make run` or \
+                        `make db` creates and migrates the local one"
+                    .into(),
+            );
         }
+        _ => {}
     }
     let options = platform::config::options_from_url(&url).map_err(|e| e.to_string())?;
     let pool = platform::db::pool_with(options, 2);
