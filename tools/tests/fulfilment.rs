@@ -5,29 +5,12 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use sqlx::MySqlPool;
-use testkit::{TestApp, TestResponse, TestUser, in_parallel};
+use testkit::{TestResponse, TestUser, in_parallel};
 
-struct Shop {
-    users: TestApp,
-    orders: TestApp,
-    payments: TestApp,
-    cart: TestApp,
-}
+mod common;
+use common::Shop;
 
 impl Shop {
-    fn new(pool: MySqlPool) -> Self {
-        Self {
-            users: TestApp::new(pool.clone(), users::router),
-            orders: TestApp::new(pool.clone(), orders::router),
-            payments: TestApp::new(pool.clone(), payments::router),
-            cart: TestApp::new(pool, cart::router),
-        }
-    }
-
-    fn pool(&self) -> &MySqlPool {
-        self.orders.pool()
-    }
-
     async fn address(&self, user: &TestUser, name: &str) -> u64 {
         let mut body = home();
         body["name"] = json!(name);

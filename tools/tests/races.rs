@@ -7,37 +7,17 @@
 
 use serde_json::json;
 use sqlx::MySqlPool;
-use testkit::{TestApp, TestResponse, TestUser};
+use testkit::{TestResponse, TestUser};
+
+mod common;
+use common::Shop;
 
 /// Rounds per race: enough for an unlocked read to lose the race many times over.
 const ROUNDS: usize = 24;
 const QUANTITY: u32 = 3;
 const PRICE: &str = "5.00";
 
-/// The functions involved, each with its own router, sharing one database.
-struct Shop {
-    users: TestApp,
-    orders: TestApp,
-    payments: TestApp,
-    cart: TestApp,
-    products: TestApp,
-}
-
 impl Shop {
-    fn new(pool: MySqlPool) -> Self {
-        Self {
-            users: TestApp::new(pool.clone(), users::router),
-            orders: TestApp::new(pool.clone(), orders::router),
-            payments: TestApp::new(pool.clone(), payments::router),
-            cart: TestApp::new(pool.clone(), cart::router),
-            products: TestApp::new(pool, products::router),
-        }
-    }
-
-    fn pool(&self) -> &MySqlPool {
-        self.orders.pool()
-    }
-
     /// A new customer with a pending order for `QUANTITY` of `product`.
     async fn pending_order(&self, product: u64) -> (TestUser, u64) {
         let user = self.orders.customer().await;
