@@ -42,55 +42,64 @@ async fn addresses_in_every_forbidden_range_are_refused_in_every_spelling() {
     // (URL, the range it must be refused as). The url crate reads IPv4 numbers as a
     // resolver does: decimal, octal, hex, and shortened forms all become dotted quads.
     let cases = [
-        ("https://0.0.0.0/", "\"this network\""),
-        ("https://0/", "\"this network\""),
-        ("https://10.0.0.1/", "private"),
-        ("https://012.0.0.1/", "private"),
-        ("https://0xa000001/", "private"),
-        ("https://100.64.0.1/", "shared (carrier-grade NAT)"),
-        ("https://100.127.255.254/", "shared (carrier-grade NAT)"),
-        ("https://127.0.0.1/", "loopback"),
-        ("https://127.1/", "loopback"),
-        ("https://2130706433/", "loopback"),
-        ("https://0x7f000001/", "loopback"),
-        ("https://0x7f.0.0.1/", "loopback"),
-        ("https://0177.0.0.1/", "loopback"),
-        ("https://0177.1/", "loopback"),
-        ("https://127.0.0.1./", "loopback"),
+        ("https://0.0.0.0/", "a \"this network\" address"),
+        ("https://0/", "a \"this network\" address"),
+        ("https://10.0.0.1/", "a private address"),
+        ("https://012.0.0.1/", "a private address"),
+        ("https://0xa000001/", "a private address"),
+        (
+            "https://100.64.0.1/",
+            "a shared (carrier-grade NAT) address",
+        ),
+        (
+            "https://100.127.255.254/",
+            "a shared (carrier-grade NAT) address",
+        ),
+        ("https://127.0.0.1/", "a loopback address"),
+        ("https://127.1/", "a loopback address"),
+        ("https://2130706433/", "a loopback address"),
+        ("https://0x7f000001/", "a loopback address"),
+        ("https://0x7f.0.0.1/", "a loopback address"),
+        ("https://0177.0.0.1/", "a loopback address"),
+        ("https://0177.1/", "a loopback address"),
+        ("https://127.0.0.1./", "a loopback address"),
         (
             "https://169.254.169.254/latest/meta-data/",
-            "link-local (cloud metadata)",
+            "a link-local (cloud metadata) address",
         ),
-        ("https://2852039166/", "link-local (cloud metadata)"),
-        ("https://172.16.0.1/", "private"),
-        ("https://172.31.255.255/", "private"),
-        ("https://192.168.1.1/", "private"),
-        ("https://0xc0a80101/", "private"),
-        ("https://[::1]/", "loopback"),
-        ("https://[0:0:0:0:0:0:0:1]/", "loopback"),
-        ("https://[::]/", "unspecified"),
-        ("https://[fc00::1]/", "unique local"),
-        ("https://[fd00:ec2::254]/", "unique local"),
-        ("https://[fe80::1]/", "link-local"),
+        (
+            "https://2852039166/",
+            "a link-local (cloud metadata) address",
+        ),
+        ("https://172.16.0.1/", "a private address"),
+        ("https://172.31.255.255/", "a private address"),
+        ("https://192.168.1.1/", "a private address"),
+        ("https://0xc0a80101/", "a private address"),
+        ("https://[::1]/", "a loopback address"),
+        ("https://[0:0:0:0:0:0:0:1]/", "a loopback address"),
+        ("https://[::]/", "the unspecified address"),
+        ("https://[fc00::1]/", "a unique local address"),
+        ("https://[fd00:ec2::254]/", "a unique local address"),
+        ("https://[fe80::1]/", "a link-local address"),
         (
             "https://[::ffff:127.0.0.1]/",
-            "IPv4-embedding IPv6 of a non-public",
+            "an IPv6 form of a non-public IPv4 address",
         ),
         (
             "https://[::ffff:7f00:1]/",
-            "IPv4-embedding IPv6 of a non-public",
+            "an IPv6 form of a non-public IPv4 address",
         ),
         (
             "https://[::ffff:a9fe:a9fe]/",
-            "IPv4-embedding IPv6 of a non-public",
+            "an IPv6 form of a non-public IPv4 address",
         ),
         (
             "https://[::ffff:10.0.0.1]/",
-            "IPv4-embedding IPv6 of a non-public",
+            "an IPv6 form of a non-public IPv4 address",
         ),
         (
             "https://[::ffff:192.168.0.1]/",
-            "IPv4-embedding IPv6 of a non-public",
+            "an IPv6 form of a non-public IPv4 address",
         ),
     ];
     for (url, range) in cases {
@@ -106,24 +115,28 @@ async fn names_resolving_to_forbidden_ranges_are_refused() {
     let lookup = Arc::new(FixedLookup::default());
     let outbound = Outbound::with_lookup(deployed(), lookup.clone());
     for (name, address, range) in [
-        ("zero.test", "0.1.2.3", "\"this network\""),
-        ("ten.test", "10.0.0.1", "private"),
-        ("cgnat.test", "100.64.0.1", "shared (carrier-grade NAT)"),
-        ("loop.test", "127.0.0.53", "loopback"),
+        ("zero.test", "0.1.2.3", "a \"this network\" address"),
+        ("ten.test", "10.0.0.1", "a private address"),
+        (
+            "cgnat.test",
+            "100.64.0.1",
+            "a shared (carrier-grade NAT) address",
+        ),
+        ("loop.test", "127.0.0.53", "a loopback address"),
         (
             "metadata.test",
             "169.254.169.254",
-            "link-local (cloud metadata)",
+            "a link-local (cloud metadata) address",
         ),
-        ("corp.test", "172.20.0.1", "private"),
-        ("home.test", "192.168.0.10", "private"),
-        ("six.test", "::1", "loopback"),
-        ("ula.test", "fd12:3456::1", "unique local"),
-        ("link.test", "fe80::abcd", "link-local"),
+        ("corp.test", "172.20.0.1", "a private address"),
+        ("home.test", "192.168.0.10", "a private address"),
+        ("six.test", "::1", "a loopback address"),
+        ("ula.test", "fd12:3456::1", "a unique local address"),
+        ("link.test", "fe80::abcd", "a link-local address"),
         (
             "mapped.test",
             "::ffff:10.0.0.1",
-            "IPv4-embedding IPv6 of a non-public",
+            "an IPv6 form of a non-public IPv4 address",
         ),
     ] {
         lookup.set(name, &[ip(address)]);
@@ -134,14 +147,14 @@ async fn names_resolving_to_forbidden_ranges_are_refused() {
     lookup.set("mixed.test", &[ip("203.0.113.7"), ip("10.9.9.9")]);
     assert_eq!(
         forbidden(outbound.check("https://mixed.test/").await),
-        "private"
+        "a private address"
     );
     lookup.set("public.test", &[ip("203.0.113.7")]);
     assert!(outbound.check("https://public.test/").await.is_ok());
     // The system resolver: localhost comes from /etc/hosts.
     assert_eq!(
         forbidden(outbound.check("https://localhost/").await),
-        "loopback"
+        "a loopback address"
     );
 }
 

@@ -115,10 +115,11 @@ pub async fn publish(pool: &MySqlPool, settings: &Settings) -> Result<(u64, u64)
 /// one message for each. If the queue refuses them, the leases are given back so the next
 /// run tries again at once.
 pub async fn enqueue_due(pool: &MySqlPool, queue: &impl Queue, settings: &Settings) -> Result<u64> {
+    // The endpoints waiting longest first, so that none waits for ever behind a full batch.
     let endpoints = sqlx::query_scalar!(
-        "SELECT DISTINCT endpoint_id FROM webhook_deliveries
+        "SELECT endpoint_id FROM webhook_deliveries
          WHERE status = 'pending' AND next_attempt_at <= UTC_TIMESTAMP(6)
-         LIMIT ?",
+         GROUP BY endpoint_id ORDER BY MIN(next_attempt_at) LIMIT ?",
         settings.enqueue_batch
     )
     .fetch_all(pool)

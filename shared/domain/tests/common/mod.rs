@@ -149,6 +149,11 @@ impl Pipeline {
     /// One relay run, then every message it queued, handled at once.
     pub async fn pump(&mut self) -> Vec<Handled> {
         self.relay().await;
+        self.deliver_queued().await
+    }
+
+    /// Handles every message waiting in the queue, at once.
+    pub async fn deliver_queued(&mut self) -> Vec<Handled> {
         let messages = self.take_messages();
         let mut handled = Vec::new();
         let tasks: Vec<_> = messages

@@ -15,7 +15,7 @@ pub enum Refusal {
     Credentials,
     #[error("has no host")]
     NoHost,
-    #[error("reaches {address}, a {range} address")]
+    #[error("reaches {address}, {range}")]
     Forbidden {
         address: IpAddr,
         range: &'static str,
@@ -24,7 +24,8 @@ pub enum Refusal {
     Unresolvable(String),
 }
 
-/// The range `ip` falls in when it may not be reached, or `None` when it is public.
+/// What `ip` is when it may not be reached ("a private address"), or `None` when it is
+/// public.
 pub fn forbidden_range(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => forbidden_v4(v4),
@@ -51,17 +52,21 @@ pub fn is_loopback(ip: IpAddr) -> bool {
 
 /// (network, prefix length, name)
 const V4_RANGES: [([u8; 4], u32, &str); 11] = [
-    ([0, 0, 0, 0], 8, "\"this network\""),
-    ([10, 0, 0, 0], 8, "private"),
-    ([100, 64, 0, 0], 10, "shared (carrier-grade NAT)"),
-    ([127, 0, 0, 0], 8, "loopback"),
-    ([169, 254, 0, 0], 16, "link-local (cloud metadata)"),
-    ([172, 16, 0, 0], 12, "private"),
-    ([192, 0, 0, 0], 24, "IETF protocol assignment"),
-    ([192, 168, 0, 0], 16, "private"),
-    ([198, 18, 0, 0], 15, "benchmarking"),
-    ([224, 0, 0, 0], 4, "multicast"),
-    ([240, 0, 0, 0], 4, "reserved or broadcast"),
+    ([0, 0, 0, 0], 8, "a \"this network\" address"),
+    ([10, 0, 0, 0], 8, "a private address"),
+    ([100, 64, 0, 0], 10, "a shared (carrier-grade NAT) address"),
+    ([127, 0, 0, 0], 8, "a loopback address"),
+    (
+        [169, 254, 0, 0],
+        16,
+        "a link-local (cloud metadata) address",
+    ),
+    ([172, 16, 0, 0], 12, "a private address"),
+    ([192, 0, 0, 0], 24, "an IETF protocol assignment address"),
+    ([192, 168, 0, 0], 16, "a private address"),
+    ([198, 18, 0, 0], 15, "a benchmarking address"),
+    ([224, 0, 0, 0], 4, "a multicast address"),
+    ([240, 0, 0, 0], 4, "a reserved or broadcast address"),
 ];
 
 fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
@@ -75,19 +80,19 @@ fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
 fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
     let s = ip.segments();
     if ip.is_unspecified() {
-        return Some("unspecified");
+        return Some("the unspecified address");
     }
     if ip.is_loopback() {
-        return Some("loopback");
+        return Some("a loopback address");
     }
     if let Some(v4) = embedded_v4(ip) {
-        return forbidden_v4(v4).map(|_| "IPv4-embedding IPv6 of a non-public");
+        return forbidden_v4(v4).map(|_| "an IPv6 form of a non-public IPv4 address");
     }
     match s[0] {
-        x if x & 0xfe00 == 0xfc00 => Some("unique local"),
-        x if x & 0xffc0 == 0xfe80 => Some("link-local"),
-        x if x & 0xffc0 == 0xfec0 => Some("site-local"),
-        x if x & 0xff00 == 0xff00 => Some("multicast"),
+        x if x & 0xfe00 == 0xfc00 => Some("a unique local address"),
+        x if x & 0xffc0 == 0xfe80 => Some("a link-local address"),
+        x if x & 0xffc0 == 0xfec0 => Some("a site-local address"),
+        x if x & 0xff00 == 0xff00 => Some("a multicast address"),
         _ => None,
     }
 }

@@ -126,7 +126,7 @@ mod tests {
             refused,
             Err(Refusal::Forbidden {
                 address: ip("10.1.2.3"),
-                range: "private"
+                range: "a private address"
             })
         );
         lookup.set("public.test", &[ip("203.0.113.7")]);
@@ -143,7 +143,7 @@ mod tests {
             matches!(
                 refused,
                 Err(Refusal::Forbidden {
-                    range: "loopback",
+                    range: "a loopback address",
                     ..
                 })
             ),
