@@ -211,10 +211,22 @@ pub struct Published {
 /// counter's lock, taken first, makes publishers take turns, and the plain read that
 /// follows then sees everything committed up to that moment, and nothing uncommitted.
 pub async fn publish_in(tx: &mut Tx<'static>, batch: u32) -> Result<Vec<Published>> {
-    let last_id =
-        sqlx::query_scalar!("SELECT last_id FROM event_publisher WHERE id = 1 FOR UPDATE")
-            .fetch_one(&mut **tx)
+    let last_id = match lock_counter(tx).await? {
+        Some(last_id) => last_id,
+        None => {
+            // The row went (a local `make reset` empties every table): start again after
+            // the largest id there is.
+            sqlx::query!(
+                "INSERT IGNORE INTO event_publisher (id, last_id)
+                 SELECT 1, COALESCE(MAX(id), 0) FROM events"
+            )
+            .execute(&mut **tx)
             .await?;
+            lock_counter(tx)
+                .await?
+                .ok_or_else(|| Error::internal("the event publisher's counter is missing"))?
+        }
+    };
     // A consistent (non-locking) read: rows of transactions still running are invisible,
     // so they are never numbered before they commit; they wait for a later turn.
     let seqs = sqlx::query_scalar!(
@@ -261,6 +273,14 @@ pub async fn publish_in(tx: &mut Tx<'static>, batch: u32) -> Result<Vec<Publishe
     .execute(&mut **tx)
     .await?;
     Ok(published)
+}
+
+async fn lock_counter(tx: &mut Tx<'static>) -> Result<Option<u64>> {
+    let last_id =
+        sqlx::query_scalar!("SELECT last_id FROM event_publisher WHERE id = 1 FOR UPDATE")
+            .fetch_optional(&mut **tx)
+            .await?;
+    Ok(last_id)
 }
 
 /// Deletes up to `batch` published events older than [`RETENTION_DAYS`] whose deliveries

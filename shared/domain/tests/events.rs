@@ -350,3 +350,27 @@ async fn events_past_retention_are_purged_in_batches(pool: MySqlPool) {
     publish(&pool).await;
     assert_eq!(events::purge(&pool, 100).await.unwrap(), 0);
 }
+
+/// `make reset` empties every table, the publisher's counter included.
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn publishing_goes_on_when_the_counter_row_is_gone(pool: MySqlPool) {
+    common::emit(&pool, EventType::OrderCreated, json!({"n": 1})).await;
+    publish(&pool).await;
+    sqlx::query("DELETE FROM event_publisher")
+        .execute(&pool)
+        .await
+        .unwrap();
+    common::emit(&pool, EventType::OrderCreated, json!({"n": 2})).await;
+    let published = publish(&pool).await;
+    assert_eq!(published.iter().map(|p| p.id).collect::<Vec<_>>(), vec![2]);
+    sqlx::query("TRUNCATE TABLE event_publisher")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM events")
+        .execute(&pool)
+        .await
+        .unwrap();
+    common::emit(&pool, EventType::OrderCreated, json!({"n": 3})).await;
+    assert_eq!(publish(&pool).await[0].id, 1);
+}
