@@ -7,6 +7,7 @@ pub mod caller;
 pub mod cart;
 pub mod categories;
 pub mod error;
+pub mod events;
 pub mod housekeeping;
 pub mod id;
 pub mod money;
@@ -20,6 +21,7 @@ pub mod stock;
 pub mod time;
 pub mod users;
 pub mod validate;
+pub mod webhooks;
 
 /// The schema migrations, embedded so that the deploy-time `migrate` function, the local
 /// tools and the tests apply exactly the same ones.

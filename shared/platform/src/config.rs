@@ -334,6 +334,12 @@ fn rds_options(
 }
 
 async fn secrets_client(var: &impl Fn(&str) -> Option<String>) -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::new(&aws_sdk_config(var).await)
+}
+
+/// The AWS SDK's configuration, honouring `AWS_ENDPOINT_URL` (how tests reach moto) and
+/// `AWS_REGION`.
+pub async fn aws_sdk_config(var: &impl Fn(&str) -> Option<String>) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     if let Some(url) = var("AWS_ENDPOINT_URL") {
         loader = loader.endpoint_url(url);
@@ -341,7 +347,20 @@ async fn secrets_client(var: &impl Fn(&str) -> Option<String>) -> aws_sdk_secret
     if let Some(region) = var("AWS_REGION") {
         loader = loader.region(aws_config::Region::new(region));
     }
-    aws_sdk_secretsmanager::Client::new(&loader.load().await)
+    loader.load().await
+}
+
+/// The key that seals webhook signing secrets in the database, so that the database alone
+/// cannot sign: Secrets Manager (`WEBHOOK_KEY_ARN`) on AWS, `WEBHOOK_KEY` locally.
+pub async fn webhook_key(var: &impl Fn(&str) -> Option<String>) -> Result<Secret, ConfigError> {
+    match var("WEBHOOK_KEY_ARN") {
+        Some(arn) => Ok(Secret(
+            fetch_secret(&secrets_client(var).await, &arn).await?,
+        )),
+        None => var("WEBHOOK_KEY")
+            .map(Secret)
+            .ok_or(ConfigError::Missing("WEBHOOK_KEY")),
+    }
 }
 
 async fn fetch_secret(
