@@ -12,7 +12,7 @@
 //! `{}`) sweeps at once.
 
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use domain::housekeeping::{self, Report};
 use lambda_runtime::LambdaEvent;
@@ -31,6 +31,8 @@ const EMULATOR_BUDGET: Duration = Duration::from_secs(50);
 /// Longer than any API transaction may stay open (the functions time out within 29 s): an
 /// order committed after the sweep looked was created at most this long before.
 const OPEN_TRANSACTION_MARGIN: Duration = Duration::from_secs(60);
+/// The longest wait between two attempts to reach a database that is resuming.
+const LONGEST_PAUSE: Duration = Duration::from_secs(5);
 
 /// What one invocation did, as it is logged and returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -89,7 +91,10 @@ impl Sweeper {
         event: LambdaEvent<Value>,
     ) -> Result<Outcome, Error> {
         let budget = budget(event.context.deadline, RESERVE, EMULATOR_BUDGET);
-        let report = housekeeping::sweep(pool, budget)
+        let deadline = Instant::now() + budget;
+        wait_for_database(pool, deadline).await?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let report = housekeeping::sweep(pool, left)
             .await
             .map_err(|e| format!("sweep failed: {e}"))?;
         let wait = if report.incomplete {
@@ -121,6 +126,24 @@ impl Sweeper {
     fn wait_for(&self, earliest_expiry: Option<Duration>) -> Duration {
         let unseen = self.hold.saturating_sub(OPEN_TRANSACTION_MARGIN);
         earliest_expiry.map_or(unseen, |due| due.min(unseen))
+    }
+}
+
+/// Waits, within the run's time, while the database cannot be reached: the sweep's look
+/// is what wakes an auto-paused cluster, which takes about 15 s to resume.
+async fn wait_for_database(pool: &MySqlPool, deadline: Instant) -> Result<(), Error> {
+    let mut pause = Duration::from_millis(500);
+    loop {
+        let error = match pool.acquire().await {
+            Ok(_) => return Ok(()),
+            Err(error) => error,
+        };
+        if !platform::db::is_unavailable(&error) || Instant::now() + pause >= deadline {
+            return Err(format!("the database could not be reached: {error}").into());
+        }
+        tracing::info!(%error, "database not reachable yet (resuming?); trying again");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(LONGEST_PAUSE);
     }
 }
 

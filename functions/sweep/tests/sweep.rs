@@ -8,7 +8,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use sqlx::MySqlPool;
 use sweep::Sweeper;
-use testkit::{expire_order, in_parallel, insert_user, state};
+use testkit::{TcpProxy, expire_order, in_parallel, insert_user, state};
 
 /// The hold the test orders are placed with, and the sweep is told of.
 const HOLD: Duration = Duration::from_secs(1800);
@@ -317,4 +317,35 @@ async fn an_unfinished_sweep_looks_again_at_the_next_run(pool: MySqlPool) {
     let report = outcome.report.unwrap();
     assert!(report.incomplete, "{outcome:?}");
     assert_eq!(outcome.next_look_in_seconds, 0);
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn a_look_waits_for_a_database_that_is_resuming(pool: MySqlPool) {
+    let user = insert_user(&state(pool.clone()), Role::Customer).await.id;
+    let mug = product(&pool, 10).await;
+    let expired = order(&pool, user, &[(mug, 4)]).await;
+    expire_order(&pool, expired).await;
+    // The database behind a port that refuses connections for its first five seconds, as
+    // a paused cluster does while it resumes: longer than the pool waits for a connection.
+    let options = pool.connect_options();
+    let target = tokio::net::lookup_host((options.get_host(), options.get_port()))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = TcpProxy::start(target).await;
+    let resuming = platform::db::pool_with(
+        (*options).clone().host("127.0.0.1").port(proxy.addr.port()),
+        2,
+    );
+    proxy.stop();
+    let run =
+        tokio::spawn(async move { Sweeper::new(HOLD).sweep(&resuming, scheduled_event()).await });
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(!run.is_finished(), "still waiting for the database");
+    proxy.restart().await;
+
+    let outcome = run.await.unwrap().unwrap();
+    assert_eq!(outcome.report.unwrap().expired_orders, 1);
+    assert_eq!(stock(&pool, mug).await, 10);
 }
