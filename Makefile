@@ -142,11 +142,15 @@ package:
 		printf '%-11s %6d KiB  %s\n' "$$f" $$(( $$(wc -c < "$$b") / 1024 )) "$$b"; \
 	done
 
-## Build and deploy the stack. First time: `make deploy GUIDED=1` (asks for the region and
-## the parameters, and saves them in samconfig.toml).
+## Build and deploy the stack (.ci/deployed/deploy.py): first what the account and the
+## parameters allow (Lambda concurrency quota, connections, throttles, the beta opt-in,
+## the architecture), refused before anything is made; then sam build for the stack's
+## Architecture and sam deploy. A new stack is created without the cluster's deletion
+## protection, which the next step turns on. First time: `make deploy GUIDED=1` (asks for
+## the region and the parameters, and saves them in samconfig.toml). CHECK_ONLY=1: the
+## checks alone.
 deploy: template-check
-	SAM_CLI_TELEMETRY=0 sam build
-	SAM_CLI_TELEMETRY=0 sam deploy $(if $(GUIDED),--guided)
+	python3 .ci/deployed/deploy.py $(if $(GUIDED),--guided) $(if $(CHECK_ONLY),--check-only)
 
 ## First admin of the deployed stack (asks for the password; it never reaches the command
 ## line or the shell history): make deployed-admin EMAIL=you@example.com [NAME="Your Name"]

@@ -7,14 +7,21 @@ Run: python3 -m pytest -q .ci/test_template.py   (make template-check runs it)
 from __future__ import annotations
 
 import copy
+import ipaddress
 import os
+import re
+import sys
 from pathlib import Path
 
 import pytest
 from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
 
-TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
+sys.path.insert(0, str(Path(__file__).resolve().parent / "deployed"))
+import deploy  # noqa: E402  (make deploy's checks, the same code)
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "template.yaml"
 API_FUNCTIONS = ["Products", "Categories", "Users", "Cart", "Orders", "Payments", "Reviews"]
 # Functions that serve files only: no database, no secrets.
 STATIC_FUNCTIONS = {"DocsFunction"}
@@ -86,21 +93,52 @@ def env(stack: dict, function: str) -> dict:
 # ------------------------------------------------------------------ concurrency
 
 
-def test_the_functions_can_never_open_more_connections_than_the_budget(stack):
-    params = defaults()
-    pool = int(params["DbPoolSize"])
-    total = 0
+DATABASE_SECRETS = ("ApiSecretsReadPolicy", "AppUserReadPolicy", "MigrationSecretsReadPolicy")
+
+
+def reads_a_database_secret(stack: dict, function: str) -> bool:
+    role = stack["Resources"][f"{function}Role"]["Properties"]
+    return any(isinstance(a, dict) and a.get("Ref") in DATABASE_SECRETS for a in role["ManagedPolicyArns"])
+
+
+def test_every_function_that_reaches_the_database_reserves_concurrency_and_no_other(stack):
     for name, function in of_type(stack, "AWS::Lambda::Function").items():
         reserved = function["Properties"].get("ReservedConcurrentExecutions")
-        assert reserved is not None, f"{name} has no reserved concurrency: it could exhaust the database"
-        if name in STATIC_FUNCTIONS:
-            continue
-        assert env(stack, name.removesuffix("Function"))["DB_MAX_CONNECTIONS"] == {"Ref": "DbPoolSize"}
-        total += int(resolve(reserved, params)) * pool
-    assert total <= int(params["DbConnectionBudget"]), (total, params["DbConnectionBudget"])
+        if reads_a_database_secret(stack, name):
+            assert reserved is not None, f"{name} has no reserved concurrency: it could exhaust the database"
+            assert env(stack, name.removesuffix("Function"))["DB_MAX_CONNECTIONS"] == {"Ref": "DbPoolSize"}
+        else:
+            assert reserved is None, f"{name} opens no connection and needs no reserved concurrency"
+    assert "ReservedConcurrentExecutions" not in stack["Resources"]["DocsFunction"]["Properties"]
+
+
+def test_the_connections_retiring_instances_keep_are_counted_within_the_budget(stack):
+    params = defaults()
+    reserved = deploy.reservations(source(), params)
+    # Seven API functions at ApiFunctionConcurrency, the sweep and migrations at one each.
+    assert sorted(n for n, _ in reserved.values()) == [1, 1, *[int(params["ApiFunctionConcurrency"])] * 7]
+    bound = deploy.connection_bound(source(), params)
+    assert bound == 2 * int(params["DbPoolSize"]) * (7 * int(params["ApiFunctionConcurrency"]) + 2)
+    assert bound <= int(params["DbConnectionBudget"]), (bound, params["DbConnectionBudget"])
     # The arithmetic written in the parameter's description is the one that holds.
     described = source()["Parameters"]["ApiFunctionConcurrency"]["Description"]
-    assert f"= {total}" in described, described
+    assert f"= {bound} with the defaults" in described, described
+    assert f"= {sum(n for n, _ in reserved.values()) + 100} with the defaults" in described
+
+
+def db_rs() -> str:
+    return (ROOT / "shared/platform/src/db.rs").read_text()
+
+
+def test_the_server_ends_a_retired_environments_sockets_soon_after_the_pool_would(stack):
+    idle = int(re.search(r"IDLE_TIMEOUT: Duration = Duration::from_secs\((\d+)\)", db_rs()).group(1))
+    assert "SERVER_IDLE_TIMEOUT: Duration = Duration::from_secs(2 * IDLE_TIMEOUT.as_secs())" in db_rs()
+    server = 2 * idle
+    parameters = stack["Resources"]["DatabaseClusterParameters"]["Properties"]["Parameters"]
+    assert parameters["wait_timeout"] == parameters["interactive_timeout"] == str(server)
+    # A frozen client's pinned proxy session (and its database connection) ends as soon.
+    assert source()["Resources"]["DatabaseProxy"]["Properties"]["IdleClientTimeout"] == server
+    assert "120 s" in source()["Parameters"]["ApiFunctionConcurrency"]["Description"]
 
 
 # ------------------------------------------------------------------ alarms
@@ -149,10 +187,37 @@ def test_errors_throttles_durations_api_and_database_are_watched(stack):
             if "MetricStat" in m and m["MetricStat"]["Stat"] == stat
         }
         assert covered == functions, (metric, covered)
-    for name in [*API_FUNCTIONS, "Docs", "Sweep"]:
-        dims = alarms[f"{name}ErrorsAlarm"]["Properties"]["Dimensions"]
-        assert dims == [{"Name": "FunctionName", "Value": {"Ref": f"{name}Function"}}]
+    dims = alarms["SweepErrorsAlarm"]["Properties"]["Dimensions"]
+    assert dims == [{"Name": "FunctionName", "Value": {"Ref": "SweepFunction"}}]
     assert alarms["DatabaseConnectionsAlarm"]["Properties"]["Threshold"] == {"Ref": "DbConnectionBudget"}
+
+
+def test_each_deployed_function_is_judged_on_the_errors_of_the_version_its_alias_runs(stack):
+    alarms = of_type(stack, "AWS::CloudWatch::Alarm")
+    for name in [*API_FUNCTIONS, "Docs"]:
+        alias = stack["Resources"][f"{name}FunctionAliaslive"]["Properties"]
+        version = alias["FunctionVersion"]["Fn::GetAtt"][0]
+        assert stack["Resources"][version]["Type"] == "AWS::Lambda::Version"
+        dims = {d["Name"]: d["Value"] for d in alarms[f"{name}ErrorsAlarm"]["Properties"]["Dimensions"]}
+        assert dims == {
+            "FunctionName": {"Ref": f"{name}Function"},
+            "Resource": {"Fn::Sub": f"${{{name}Function}}:live"},
+            # The version this deploy publishes: during a canary, the new code alone.
+            "ExecutedVersion": {"Fn::GetAtt": [version, "Version"]},
+        }, name
+
+
+def test_the_api_wide_5xx_alarm_is_a_rate_that_pages_and_blocks_no_deploy(stack):
+    alarm = stack["Resources"]["ApiServerErrorsAlarm"]["Properties"]
+    metrics = {m["Id"]: m for m in alarm["Metrics"]}
+    assert metrics["errors"]["MetricStat"]["Metric"]["MetricName"] == "5xx"
+    assert metrics["requests"]["MetricStat"]["Metric"]["MetricName"] == "Count"
+    assert metrics["rate"]["Expression"] == "IF(requests >= 20, 100 * errors / requests, 0)"
+    assert metrics["errors"]["MetricStat"]["Period"] == 300
+    assert alarm["Threshold"] == 5 and alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    for name, group in of_type(stack, "AWS::CodeDeploy::DeploymentGroup").items():
+        names = [a["Name"]["Ref"] for a in group["Properties"]["AlarmConfiguration"]["Alarms"]]
+        assert "ApiServerErrorsAlarm" not in names, name
 
 
 # ------------------------------------------------------------------ safe deploys
@@ -165,7 +230,7 @@ def test_api_functions_deploy_through_a_canary_that_alarms_roll_back(stack):
         assert group["AutoRollbackConfiguration"]["Enabled"] is True
         assert "DEPLOYMENT_STOP_ON_ALARM" in group["AutoRollbackConfiguration"]["Events"]
         alarms = [a["Name"]["Ref"] for a in group["AlarmConfiguration"]["Alarms"]]
-        assert alarms == [f"{name}ErrorsAlarm", "ApiServerErrorsAlarm"]
+        assert alarms == [f"{name}ErrorsAlarm"], "its own errors only"
         assert "Canary10Percent5Minutes" in str(group["DeploymentConfigName"])
         alias = stack["Resources"][f"{name}FunctionAliaslive"]
         assert "CodeDeployLambdaAliasUpdate" in alias["UpdatePolicy"]
@@ -211,7 +276,7 @@ def test_functions_connect_as_the_application_user_and_only_migrate_holds_the_ma
     assert generated["GenerateStringKey"] == "password" and generated["PasswordLength"] >= 32
 
 
-# ------------------------------------------------------------------ TLS
+# ------------------------------------------------------------------ TLS and the database user
 
 
 @pytest.mark.parametrize(
@@ -219,16 +284,46 @@ def test_functions_connect_as_the_application_user_and_only_migrate_holds_the_ma
     [
         ("create", "false", "verify_identity", "rds"),
         ("create", "true", "verify_identity", "system"),
-        ("existing", "false", "required", "rds"),
+        # An existing server is verified too: DbSslCa always names the authorities.
+        ("existing", "false", "verify_identity", "rds"),
     ],
 )
-def test_tls_is_verified_by_default_with_the_created_cluster(stack, mode, proxy, ssl_mode, ca):
+def test_tls_is_verified_by_default_in_every_mode(stack, mode, proxy, ssl_mode, ca):
     template = source()
     params = {**defaults(), "DatabaseMode": mode, "EnableRdsProxy": proxy}
     variables = template["Globals"]["Function"]["Environment"]["Variables"]
     conditions = template["Conditions"]
     assert resolve(variables["DB_SSL_MODE"], params, conditions) == ssl_mode
     assert resolve(variables["DB_SSL_CA"], params, conditions) == ca
+    assert resolve(variables["DB_SSL_MODE"], {**params, "DbSslMode": "required"}, conditions) == "required"
+
+
+def test_the_application_user_connects_only_from_the_functions_subnets(stack):
+    template = source()
+    host = template["Resources"]["MigrateFunction"]["Properties"]["Environment"]["Variables"]["APP_DB_HOST"]
+    conditions = template["Conditions"]
+    auto = resolve(host, {**defaults(), "DatabaseMode": "create"}, conditions)
+    address, mask = auto.split("/")
+    allowed = ipaddress.ip_network(f"{address}/{mask}")
+    subnets = [ipaddress.ip_network(template["Resources"][s]["Properties"]["CidrBlock"])
+               for s in ("PrivateSubnetA", "PrivateSubnetB")]
+    assert all(subnet.subnet_of(allowed) for subnet in subnets), (allowed, subnets)
+    assert allowed.subnet_of(ipaddress.ip_network(template["Resources"]["Vpc"]["Properties"]["CidrBlock"]))
+    assert resolve(host, {**defaults(), "DbAppUserHost": "10.1.%"}, conditions) == "10.1.%"
+    pattern = re.compile(template["Parameters"]["DbAppUserHost"]["AllowedPattern"])
+    assert pattern.match("auto") and pattern.match("10.1.0.0/255.255.0.0") and pattern.match("10.1.%")
+    assert not pattern.match("%"), "any host is what the parameter exists to avoid"
+    assert not pattern.match("10.%' OR 1=1")
+
+
+@pytest.mark.parametrize("host, accepted", [("auto", False), ("10.1.%", True)])
+def test_an_existing_database_needs_the_functions_host_pattern(host, accepted):
+    rule = source()["Rules"]["ExistingDatabaseIsDescribed"]
+    params = {**defaults(), "DatabaseMode": "existing", "ExistingDbSecretArn": "arn", "ExistingDbHost": "db",
+              "ExistingVpcId": "vpc-1", "ExistingSubnetIds": "subnet-1", "DbAppUserHost": host}
+    holds = [resolve(a["Assert"], params) for a in rule["Assertions"]
+             if "DbAppUserHost" in str(a["Assert"])]
+    assert holds == [accepted]
 
 
 # ------------------------------------------------------------------ throttles, deletion, rules
@@ -241,15 +336,44 @@ def test_login_and_registration_are_throttled_tighter_than_the_rest(stack):
         settings = stage["RouteSettings"][route]
         assert settings["ThrottlingBurstLimit"] == {"Ref": "AuthBurstLimit"}
         assert settings["ThrottlingRateLimit"] == {"Ref": "AuthRateLimit"}
-    assert int(params["AuthBurstLimit"]) < int(params["ApiBurstLimit"])
+    assert int(params["AuthBurstLimit"]) <= int(params["ApiBurstLimit"])
     assert int(params["AuthRateLimit"]) < int(params["ApiRateLimit"])
 
 
-def test_the_cluster_is_protected_from_deletion(stack):
+def test_the_cluster_is_created_unprotected_and_protected_from_the_next_deploy_on(stack):
     cluster = stack["Resources"]["DatabaseCluster"]
     assert cluster["Properties"]["DeletionProtection"] == {"Ref": "DbDeletionProtection"}
-    assert defaults()["DbDeletionProtection"] == "true"
+    # A plain `sam deploy` of a new stack cannot strand a protected cluster either.
+    assert defaults()["DbDeletionProtection"] == "false"
     assert cluster["DeletionPolicy"] == "Snapshot"
+    assert deploy.protection_steps(deploy.Stack()) == ["false", "true"]
+    assert deploy.protection_steps(deploy.Stack(exists=True)) == ["true"]
+
+
+def test_a_changed_setting_reaches_the_version_each_alias_serves(stack):
+    template = source()
+    settings = deploy.settings_parameters(template)
+    for name in ["OrderHoldSeconds", "MaxPendingOrders", "TokenTtlSeconds", "FunctionMemorySize",
+                 "DbPoolSize", "DbSslMode", "DatabaseName", "EnableRdsProxy", "ExistingDbHost"]:
+        assert name in settings, name
+    # Not settings of a function version: protection, reservations, throttles, alarms.
+    for name in ["DbDeletionProtection", "ApiFunctionConcurrency", "ApiBurstLimit", "AlarmEmail"]:
+        assert name not in settings, name
+    params = {k: str(v) for k, v in defaults().items()}
+    digest = deploy.settings_digest(template, params)
+    assert digest != deploy.settings_digest(template, {**params, "MaxPendingOrders": "11"})
+    assert digest == deploy.settings_digest(template, {**params, "DbDeletionProtection": "true"})
+
+    def versions(parameters: dict) -> dict:
+        translated = translate(parameters)
+        return {k: v for k, v in translated["Resources"].items() if v["Type"] == "AWS::Lambda::Version"}
+
+    before, after = versions({"FunctionSettings": digest}), versions({"FunctionSettings": "0" * 16})
+    for name in [*API_FUNCTIONS, "Docs"]:
+        old = [k for k in before if k.startswith(f"{name}FunctionVersion")]
+        new = [k for k in after if k.startswith(f"{name}FunctionVersion")]
+        assert old and new and old != new, name
+        assert stack["Resources"][f"{name}Function"]["Properties"].get("Description"), name
 
 
 @pytest.mark.parametrize(
@@ -294,3 +418,134 @@ def test_the_reference_page_reads_no_secret(stack):
     attached = {a["Ref"] for a in role["ManagedPolicyArns"] if isinstance(a, dict) and "Ref" in a}
     assert not attached & policies, attached
     assert "DependsOn" not in source()["Resources"]["DocsFunction"], "it needs no migrated database"
+
+
+# ------------------------------------------------------------------ route throttles
+
+
+def test_one_route_never_admits_more_requests_than_its_function_has_instances(stack):
+    stage = stack["Resources"]["HttpApiApiGatewayDefaultStage"]["Properties"]
+    assert stage["DefaultRouteSettings"] == {
+        "ThrottlingBurstLimit": {"Ref": "ApiBurstLimit"}, "ThrottlingRateLimit": {"Ref": "ApiRateLimit"}}
+    params = defaults()
+    assert deploy.capacity_problems(source(), params) == []
+    instances = int(params["ApiFunctionConcurrency"])
+    assert int(params["ApiBurstLimit"]) + int(params["ApiRateLimit"]) * deploy.ROUTE_SECONDS <= instances
+    assert int(params["AuthBurstLimit"]) + int(params["AuthRateLimit"]) * deploy.AUTH_SECONDS <= instances
+    # The reference page reserves nothing and a page load asks for four files at once.
+    for route in ["GET /docs", "GET /docs/{asset}"]:
+        assert stage["RouteSettings"][route]["ThrottlingBurstLimit"] >= 4
+    # What make deploy refuses: more admitted at once than instances.
+    problems = deploy.capacity_problems(source(), {**params, "ApiBurstLimit": "4"})
+    assert len(problems) == 1 and "500, not 429" in problems[0]
+
+
+# ------------------------------------------------------------------ make deploy's checks
+
+
+def account(quota: int, unreserved: int) -> dict:
+    return {"AccountLimit": {"ConcurrentExecutions": quota, "UnreservedConcurrentExecutions": unreserved}}
+
+
+CONFIG = deploy.SamConfig("shop-api", "us-east-1", None, {}, beta_features=True)
+
+
+@pytest.mark.parametrize("quota, unreserved, refused", [
+    (10, 10, True), (50, 50, True), (129, 129, True), (130, 130, False), (1000, 1000, False),
+    # Others already reserve 900 of 1000.
+    (1000, 100, True),
+])
+def test_a_quota_that_cannot_hold_the_reservations_is_refused(quota, unreserved, refused):
+    problems = deploy.check(source(), defaults(), CONFIG, account(quota, unreserved), deploy.Stack())
+    assert bool(problems) == refused, problems
+    if refused:
+        assert "L-B99A9384" in problems[0] and "Nothing has been created" in problems[0]
+
+
+def test_an_update_counts_the_stacks_own_reservations_as_replaced_not_added():
+    # The stack's 30 are reserved already: 1000 - 30 left unreserved, which must not count twice.
+    stack = deploy.Stack(exists=True, parameters=defaults(), reserved={f"f{i}": 1 for i in range(30)})
+    assert deploy.check(source(), defaults(), CONFIG, account(130, 100), stack) == []
+    more = {**defaults(), "ApiFunctionConcurrency": "6", "DbConnectionBudget": "200"}
+    lower = deploy.check(source(), more, CONFIG, account(140, 110), stack)
+    assert len(lower) == 1 and "lower ApiFunctionConcurrency to 5" in lower[0], lower
+
+
+def test_the_beta_opt_in_the_architecture_and_the_database_name_are_checked():
+    samconfig = deploy.SamConfig.read()
+    assert samconfig.beta_features, "samconfig.toml opts sam build into rust-cargolambda"
+    no_beta = deploy.SamConfig("shop-api", None, None, {}, beta_features=False)
+    assert "beta_features" in deploy.check(source(), defaults(), no_beta, account(1000, 1000), deploy.Stack())[0]
+    previous = {**defaults(), "DatabaseName": "shop"}
+    stack = deploy.Stack(exists=True, parameters=previous)
+    renamed = deploy.effective_parameters(source(), {"DatabaseName": "shop2"}, stack)
+    problems = deploy.check(source(), renamed, CONFIG, account(1000, 1000), stack)
+    assert len(problems) == 1 and "replaces the created cluster" in problems[0]
+    # What sam deploy sends: previous values for what is not overridden.
+    kept = deploy.effective_parameters(source(), {}, deploy.Stack(exists=True, parameters={"Architecture": "x86_64"}))
+    assert kept["Architecture"] == "x86_64"
+    assert deploy.parse_overrides('A=1 B="x,y"') == {"A": "1", "B": "x,y"}
+
+
+def test_a_failed_first_create_is_explained():
+    failed = deploy.Stack(exists=True, status="ROLLBACK_COMPLETE")
+    problems = deploy.check(source(), defaults(), CONFIG, account(1000, 1000), failed)
+    assert "sam delete" in problems[0]
+
+
+# ------------------------------------------------------------------ the rest of issue's list
+
+
+def test_readers_sit_in_other_zones_than_the_writer_and_follow_its_capacity(stack):
+    template = source()
+    writer = template["Resources"]["DatabaseInstance"]["Properties"]
+    readers = [template["Resources"][r] for r in ("DatabaseReader1", "DatabaseReader2")]
+    assert writer["PromotionTier"] == 0
+    zones = [writer["AvailabilityZone"]["Fn::Select"][0]]
+    for reader in readers:
+        assert reader["Properties"]["PromotionTier"] == 1
+        assert reader["Properties"]["DBClusterIdentifier"] == {"Ref": "DatabaseCluster"}
+        zones.append(reader["Properties"]["AvailabilityZone"]["Fn::Select"][0])
+    assert zones[0] != zones[1], "the first reader is in another zone than the writer"
+    conditions = template["Conditions"]
+    for count, wanted in [("0", (False, False)), ("1", (True, False)), ("2", (True, True))]:
+        params = {**defaults(), "DbReaderInstances": count}
+        got = tuple(resolve({"Condition": r["Condition"]}, params, conditions) for r in readers)
+        assert got == wanted, count
+    assert readers[1]["DependsOn"] == "DatabaseReader1"
+
+
+def test_the_sweep_is_not_retried_into_the_next_run(stack):
+    config = of_type(stack, "AWS::Lambda::EventInvokeConfig")["SweepFunctionEventInvokeConfig"]["Properties"]
+    assert config["MaximumRetryAttempts"] == 0
+    assert config["MaximumEventAgeInSeconds"] <= 60
+
+
+def test_secrets_say_what_happens_to_them(stack):
+    for name in ["JwtSigningKey", "AppDatabaseSecret"]:
+        secret = stack["Resources"][name]
+        assert secret["DeletionPolicy"] == secret["UpdateReplacePolicy"] == "Delete", name
+
+
+def test_each_function_writes_to_a_log_group_made_before_it(stack):
+    functions = set(of_type(stack, "AWS::Lambda::Function"))
+    for name in functions:
+        group = stack["Resources"][name]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        log_group = stack["Resources"][group]
+        assert log_group["Type"] == "AWS::Logs::LogGroup"
+        # Its name must not wait for the function (a Ref to it would make it come after).
+        assert not any(f in str(log_group["Properties"]["LogGroupName"]) for f in functions), group
+        assert log_group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_every_api_function_is_told_the_pending_order_cap(stack):
+    for name in API_FUNCTIONS:
+        assert env(stack, name)["MAX_PENDING_ORDERS"] == {"Ref": "MaxPendingOrders"}
+        assert env(stack, name)["ORDER_HOLD_SECONDS"] == {"Ref": "OrderHoldSeconds"}
+    assert int(defaults()["MaxPendingOrders"]) == 10
+
+
+def test_an_idle_cluster_can_pause_with_the_defaults():
+    params = {**defaults(), "DbMinCapacity": "0"}
+    assert deploy.notes(params) == []
+    assert deploy.notes({**params, "OrderHoldSeconds": "300"}), "a hold this short keeps it awake"

@@ -1,10 +1,25 @@
 """make test-deployed: the real template.yaml, built by `sam build` and deployed by `sam
 deploy` to a local AWS emulator (MiniStack), then used through the emulator's API Gateway.
 
-The database is the local MariaDB, in DatabaseMode=existing (the emulator runs no RDS):
+The database is DB_SERVER's MariaDB, in DatabaseMode=existing (the emulator runs no RDS):
 its master credentials go into a secret in the emulator, and the VPC and subnets the
 template asks for are stand-ins created there. What the emulator cannot do is worked around
 in emulator_workarounds.py, never in template.yaml.
+
+In order:
+1. make deploy's checks (deploy.py, run as make deploy runs it) against an emulator whose
+   account allows 50 concurrent executions: refused, with the message, before any stack,
+   function or bucket exists and before sam is run at all.
+2. Deploy 1, through make deploy's own steps (checks, then a create without deletion
+   protection, then the protection deploy), with the emulator's own account answer.
+3. The stack in use: routes, migrations and the application user's grants, the first admin,
+   a walk through every function, the sweep (a look, then a skipped run), alarms.
+4. Deploy 2 (a parameter change, so every API function publishes a version) while the old
+   instances are frozen, as Lambda freezes them, with their connections open: the count
+   rises, then falls back once the server's wait_timeout has ended the frozen ones'
+   sessions, within the budget throughout. Each function's deployment alarm follows its
+   alias to the new version.
+5. schemathesis through the emulated API Gateway; a rotation of the signing key.
 
 Environment: DB_SERVER (mysql://root@127.0.0.1:3306), BUILD=0 to reuse the last build,
 KEEP=1 to leave the emulator running at the end (it prints how to reach it).
@@ -19,8 +34,8 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -30,8 +45,9 @@ import boto3
 from samtranslator.yaml_helper import yaml_parse
 
 sys.path.insert(0, str(Path(__file__).parent))
+import deploy as make_deploy  # noqa: E402  (make deploy's checks and steps)
 from emulator_workarounds import after_deploy, for_emulator  # noqa: E402
-from walk import walk  # noqa: E402
+from walk import call, login, walk  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 WORK = Path(os.environ.get("DEPLOYED_WORK", Path.home() / ".cache/shop-api/deployed"))
@@ -39,6 +55,10 @@ STACK = "shop-deployed"
 DATABASE = "shop_deployed"
 REGION = "us-east-1"
 ADMIN = ("admin@deployed.test", "deployed-admin-password-1")
+SERVER = urllib.parse.urlsplit(os.environ.get("DB_SERVER", "mysql://root@127.0.0.1:3306"))
+# The functions run on this host: the application user is limited to it.
+APP_HOST = "127.0.0.1"
+API_FUNCTIONS = ["Products", "Categories", "Users", "Cart", "Orders", "Payments", "Reviews"]
 
 
 def log(message: str) -> None:
@@ -73,37 +93,56 @@ def free_port() -> int:
 
 class Emulator:
     """MiniStack on loopback, in a process group of its own: every function process it
-    starts joins the group, so stopping the group stops them all, whatever happened."""
+    starts joins the group, so stopping the group stops them all, whatever happened.
+    `account_concurrency` is what its Lambda answers as the account's quota."""
 
-    def __init__(self) -> None:
+    def __init__(self, account_concurrency: int, name: str = "ministack") -> None:
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
+        self.account_concurrency = account_concurrency
+        self.name = name
 
     def start(self) -> None:
         WORK.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "BIND_HOST": "127.0.0.1", "GATEWAY_PORT": str(self.port),
-               "MINISTACK_HOST": "127.0.0.1", "IOT_MTLS_ENABLED": "0", "SFTP_ENABLED": "0"}
-        logfile = open(WORK / "ministack.log", "w")
+               "MINISTACK_HOST": "127.0.0.1", "IOT_MTLS_ENABLED": "0", "SFTP_ENABLED": "0",
+               "LAMBDA_ACCOUNT_CONCURRENCY": str(self.account_concurrency)}
+        self.logfile = WORK / f"{self.name}.log"
+        output = open(self.logfile, "w")
         ministack = Path(sys.executable).with_name("ministack")
-        self.process = subprocess.Popen([str(ministack)], env=env, stdout=logfile, stderr=logfile,
+        self.process = subprocess.Popen([str(ministack)], env=env, stdout=output, stderr=output,
                                         stdin=subprocess.DEVNULL, start_new_session=True)
         for _ in range(120):
             try:
                 urllib.request.urlopen(f"{self.endpoint}/_ministack/health", timeout=1)
-                log(f"emulator on {self.endpoint} (process group {self.process.pid})")
+                log(f"{self.name} on {self.endpoint} (process group {self.process.pid}; "
+                    f"account concurrency {self.account_concurrency})")
                 return
             except OSError:
                 if self.process.poll() is not None:
-                    fail(f"the emulator exited: {(WORK / 'ministack.log').read_text()[-2000:]}")
+                    fail(f"the emulator exited: {self.logfile.read_text()[-2000:]}")
                 time.sleep(0.5)
         fail("the emulator did not answer")
 
-    def function_processes(self) -> list[int]:
-        """The function processes (bootstraps) running code the emulator unpacked."""
+    def function_processes(self) -> dict[int, dict]:
+        """The function processes (bootstraps) running code the emulator unpacked, each with
+        the function name and version the emulator gave it."""
         marker = f"/tmp/ministack-provided-code-{self.port}/"
         listing = subprocess.run(["ps", "-eo", "pid=,args="], text=True, capture_output=True).stdout
-        return [int(line.split()[0]) for line in listing.splitlines() if marker in line]
+        found = {}
+        for line in listing.splitlines():
+            if marker not in line:
+                continue
+            pid = int(line.split()[0])
+            try:
+                raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            variables = dict(item.decode(errors="replace").partition("=")[::2] for item in raw if b"=" in item)
+            found[pid] = {"function": variables.get("AWS_LAMBDA_FUNCTION_NAME"),
+                          "version": variables.get("AWS_LAMBDA_FUNCTION_VERSION")}
+        return found
 
     def stop_functions(self) -> None:
         """Ends every function instance, as Lambda does to idle ones: the next request to each
@@ -126,7 +165,7 @@ class Emulator:
             os.kill(pid, signal.SIGKILL)
         shutil.rmtree(f"/tmp/ministack-provided-code-{self.port}/", ignore_errors=True)
         self.process = None
-        log("emulator stopped, with every function process it started")
+        log(f"{self.name} stopped, with every function process it started")
 
 
 def clients(endpoint: str) -> SimpleNamespace:
@@ -137,6 +176,7 @@ def clients(endpoint: str) -> SimpleNamespace:
         cloudformation=make("cloudformation"), apigatewayv2=make("apigatewayv2"),
         lambda_=make("lambda"), s3=make("s3"), ec2=make("ec2"), secrets=make("secretsmanager"),
         events=make("events"), cloudwatch=make("cloudwatch"), sns=make("sns"),
+        endpoint=endpoint, client=make,
     )
 
 
@@ -144,19 +184,68 @@ def clients(endpoint: str) -> SimpleNamespace:
 
 
 def mysql(sql: str, database: str | None = None) -> str:
-    server = urllib.parse.urlsplit(os.environ.get("DB_SERVER", "mysql://root@127.0.0.1:3306"))
     client = shutil.which("mariadb") or shutil.which("mysql")
-    args = [client, "--protocol=TCP", "-h", server.hostname or "127.0.0.1", "-P", str(server.port or 3306),
-            "-u", urllib.parse.unquote(server.username or "root"), "-N", "-B", "-e", sql]
+    args = [client, "--protocol=TCP", "-h", SERVER.hostname or "127.0.0.1", "-P", str(SERVER.port or 3306),
+            "-u", urllib.parse.unquote(SERVER.username or "root"), "-N", "-B", "-e", sql]
     if database:
         args.append(database)
-    env = {"MYSQL_PWD": urllib.parse.unquote(server.password or "")}
+    env = {"MYSQL_PWD": urllib.parse.unquote(SERVER.password or "")}
     return run(*args, env=env, quiet=True).strip()
+
+
+def drop_app_users() -> None:
+    for host in mysql("SELECT Host FROM mysql.user WHERE User = 'shop_app'").split():
+        mysql(f"DROP USER 'shop_app'@'{host}'")
 
 
 def fresh_database() -> None:
     mysql(f"DROP DATABASE IF EXISTS {DATABASE}; CREATE DATABASE {DATABASE}")
-    mysql("DROP USER IF EXISTS 'shop_app'@'%'")
+    drop_app_users()
+
+
+def app_connections() -> dict[int, str]:
+    """The application user's sessions: id -> command."""
+    rows = mysql("SELECT ID, COMMAND FROM information_schema.PROCESSLIST WHERE USER = 'shop_app'")
+    return {int(line.split()[0]): line.split()[1] for line in rows.splitlines() if line.strip()}
+
+
+# ------------------------------------------------------------------ 1. the checks refuse
+
+
+def refused_without_quota() -> None:
+    """make deploy's checks, run as make deploy runs them, against an account with 50
+    concurrent executions: refused before sam is run and before anything exists."""
+    low = Emulator(account_concurrency=50, name="ministack-low-quota")
+    low.start()
+    try:
+        aws = clients(low.endpoint)
+        settings = aws.lambda_.get_account_settings()["AccountLimit"]
+        log(f"the emulator's GetAccountSettings: {settings}")
+        with tempfile.TemporaryDirectory() as tools:
+            # A `sam` that only records that it was run.
+            ran = Path(tools) / "sam-ran"
+            fake = Path(tools) / "sam"
+            fake.write_text(f"#!/bin/sh\necho \"$@\" >> {ran}\nexit 1\n")
+            fake.chmod(0o755)
+            env = {**os.environ, "PATH": f"{tools}:{os.environ['PATH']}", "AWS_ENDPOINT_URL": low.endpoint,
+                   "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                   "AWS_DEFAULT_REGION": REGION}
+            result = subprocess.run([sys.executable, str(ROOT / ".ci/deployed/deploy.py")], cwd=ROOT,
+                                    env=env, text=True, capture_output=True)
+            if result.returncode != 2 or "allows 50 concurrent executions" not in result.stderr:
+                fail(f"make deploy's checks did not refuse a quota of 50: {result.returncode}\n"
+                     f"{result.stdout}\n{result.stderr}")
+            if ran.exists():
+                fail(f"sam was run before the refusal: {ran.read_text()}")
+        stacks = aws.cloudformation.list_stacks()["StackSummaries"]
+        functions = aws.lambda_.list_functions()["Functions"]
+        buckets = aws.s3.list_buckets()["Buckets"]
+        if stacks or functions or buckets:
+            fail(f"the refused deploy left {stacks} {functions} {buckets}")
+        message = [line for line in result.stderr.splitlines() if "Lambda concurrency" in line]
+        log(f"refused before anything was made: {message[0].strip()[:160]}...")
+    finally:
+        low.stop()
 
 
 # ------------------------------------------------------------------ build and deploy
@@ -169,16 +258,18 @@ def build() -> Path:
         return build_dir
     log("sam build (x86_64: the emulator runs the bootstraps on this host)")
     started = time.time()
-    run("sam", "build", "--beta-features", "--parameter-overrides", "Architecture=x86_64",
+    # The beta opt-in comes from samconfig.toml, as for make deploy.
+    run("sam", "build", "--parameter-overrides", "Architecture=x86_64",
         "--build-dir", str(build_dir), env={"SAM_BUILD_MODE": "debug", "SAM_CLI_TELEMETRY": "0"}, quiet=True)
     # Debug bootstraps carry ~200 MB of symbols each; the emulator unpacks every one.
     for bootstrap in build_dir.glob("*/bootstrap"):
         subprocess.run(["strip", str(bootstrap)], check=True)
+    make_deploy.check_build(build_dir, "x86_64")
     log(f"built in {time.time() - started:.0f} s")
     return build_dir
 
 
-def deploy(aws: SimpleNamespace, build_dir: Path, bucket: str, parameters: dict) -> dict:
+def emulator_deploy(aws: SimpleNamespace, build_dir: Path, bucket: str, parameters: dict) -> dict:
     packaged = WORK / "packaged.yaml"
     run("sam", "package", "--template-file", str(build_dir / "template.yaml"), "--s3-bucket", bucket,
         "--output-template-file", str(packaged), env={"SAM_CLI_TELEMETRY": "0",
@@ -198,6 +289,25 @@ def deploy(aws: SimpleNamespace, build_dir: Path, bucket: str, parameters: dict)
     return template
 
 
+def deploy_as_make_deploy(aws: SimpleNamespace, build_dir: Path, bucket: str, parameters: dict) -> dict:
+    """make deploy's checks against the emulator's account, then its steps, each run as an
+    emulator deploy. Returns what it saw: the protection of each step and the time."""
+    config = make_deploy.SamConfig.read()
+    config.stack_name, config.region, config.overrides = STACK, REGION, parameters
+    plan = make_deploy.preflight(config, aws)
+    if plan.problems:
+        fail(f"make deploy's checks refused the emulator deploy: {plan.problems}")
+    steps = []
+    started = time.time()
+
+    def sam_deploy(overrides: dict, first: bool) -> None:
+        emulator_deploy(aws, build_dir, bucket, overrides)
+        steps.append(stack_parameters(aws)[make_deploy.PROTECTION])
+
+    make_deploy.deploy(plan, sam_deploy)
+    return {"protection": steps, "seconds": time.time() - started, "reserved_before": plan.stack.reserved}
+
+
 def failed_resources(aws: SimpleNamespace) -> None:
     """What went wrong, resource by resource, and the emulator's own account of it."""
     try:
@@ -209,6 +319,11 @@ def failed_resources(aws: SimpleNamespace) -> None:
         if event["ResourceStatus"].endswith("FAILED"):
             print(f"  {event['LogicalResourceId']}: {event.get('ResourceStatusReason')}", file=sys.stderr)
     print((WORK / "ministack.log").read_text()[-3000:], file=sys.stderr)
+
+
+def stack_parameters(aws: SimpleNamespace) -> dict:
+    stack = aws.cloudformation.describe_stacks(StackName=STACK)["Stacks"][0]
+    return {p["ParameterKey"]: p.get("ParameterValue") for p in stack.get("Parameters", [])}
 
 
 def outputs(aws: SimpleNamespace) -> dict:
@@ -249,27 +364,126 @@ def check_migration() -> None:
               "reviews", "login_throttle", "idempotency_keys", "_sqlx_migrations"}
     if not wanted <= tables:
         fail(f"the migrate custom resource left tables missing: {sorted(wanted - tables)}")
-    grants = mysql("SHOW GRANTS FOR 'shop_app'@'%'")
-    if f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{DATABASE}`.*" not in grants or "ALL PRIVILEGES" in grants:
+    hosts = mysql("SELECT Host FROM mysql.user WHERE User = 'shop_app'").split()
+    if hosts != [APP_HOST]:
+        fail(f"the application user exists at {hosts}, not only at {APP_HOST}")
+    grants = mysql(f"SHOW GRANTS FOR 'shop_app'@'{APP_HOST}'").splitlines()
+    tables_granted = {line.split("`.`")[1].split("`")[0] for line in grants if "`.`" in line}
+    if tables_granted != tables - {"_sqlx_migrations"}:
+        fail(f"table grants {sorted(tables_granted)} are not every table but _sqlx_migrations")
+    if any("ALL PRIVILEGES" in g or f"`{DATABASE}`.*" in g or "CREATE" in g or "DROP" in g for g in grants):
         fail(f"the application user has other rights than data ones: {grants}")
-    log(f"migrations: {len(tables)} tables; the functions' user may only read and write data")
+    log(f"migrations: {len(tables)} tables; the functions' user may read and write each but "
+        f"_sqlx_migrations, from {APP_HOST} only")
 
 
 def invoke(aws: SimpleNamespace, function: str, payload: dict) -> dict:
-    answer = aws.lambda_.invoke(FunctionName=function, Payload=json.dumps(payload).encode())
+    for _ in range(10):
+        try:
+            answer = aws.lambda_.invoke(FunctionName=function, Payload=json.dumps(payload).encode())
+            break
+        except aws.lambda_.exceptions.TooManyRequestsException:
+            # The schedule's own run of a function that reserves one instance.
+            time.sleep(1)
     body = json.loads(answer["Payload"].read() or b"null")
     if answer.get("FunctionError"):
         fail(f"{function} failed: {body}")
     return body
 
 
+def check_sweep(aws: SimpleNamespace, physical: dict, order: int) -> None:
+    """The schedule exists; an operator's run settles an expired hold at once; a scheduled
+    run right after it leaves the database alone."""
+    rules = aws.events.list_rules()["Rules"]
+    if not any(r.get("ScheduleExpression") == "rate(1 minute)" for r in rules):
+        fail(f"no every-minute schedule among {rules}")
+    mysql(f"UPDATE orders SET expires_at = UTC_TIMESTAMP(6) - INTERVAL 1 SECOND WHERE id = {order}", DATABASE)
+    report = invoke(aws, physical["SweepFunction"], {})
+    status = mysql(f"SELECT status FROM orders WHERE id = {order}", DATABASE)
+    if report.get("expired_orders", 0) < 1 or status != "cancelled" or report.get("skipped"):
+        fail(f"the sweep did not settle the expired order: {report}, status {status}")
+    scheduled = invoke(aws, physical["SweepFunction"], {"source": "aws.events", "detail-type": "Scheduled Event"})
+    if not scheduled.get("skipped") or scheduled.get("next_look_in_seconds", 0) < 60:
+        fail(f"a scheduled run right after a look did not skip: {scheduled}")
+    log(f"sweep: an operator's run {report}; the next scheduled run {scheduled}")
+
+
+def check_alias_alarms(aws: SimpleNamespace, physical: dict, version: str) -> None:
+    """Each deployed function's errors alarm watches its live alias, for the version the
+    alias runs."""
+    alarms = {a["AlarmName"]: a for a in aws.cloudwatch.describe_alarms()["MetricAlarms"]}
+    for name in [*API_FUNCTIONS, "Docs"]:
+        function = physical[f"{name}Function"]
+        alias = aws.lambda_.get_alias(FunctionName=function, Name="live")
+        alarm = alarms[physical[f"{name}ErrorsAlarm"]]
+        dims = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+        wanted = {"FunctionName": function, "Resource": f"{function}:live", "ExecutedVersion": version}
+        if alias["FunctionVersion"] != version or dims != wanted:
+            fail(f"{name}: alias at {alias['FunctionVersion']}, alarm on {dims}, expected {wanted}")
+    log(f"deployment alarms: each function's on {{its name}}:live, version {version}")
+
+
+def touch_every_function(base: str, token: str, user: int, product: int) -> None:
+    """One database read from each API function, so that each holds a connection."""
+    for path in ["/products", "/categories", f"/users/{user}", f"/users/{user}/cart",
+                 f"/users/{user}/orders", "/payments/999999", f"/products/{product}/reviews"]:
+        status, body = call(base, "GET", path, token=token)
+        if status not in (200, 404):
+            fail(f"GET {path}: {status} {body}")
+
+
+def frozen_connections_end(aws, emulator: Emulator, base: str, token: str, user: int, product: int,
+                           build_dir: Path, bucket: str, parameters: dict) -> dict:
+    """Deploy 2 while deploy 1's instances are frozen with their connections open."""
+    physical = resources(aws)
+    api = {physical[f"{name}Function"] for name in API_FUNCTIONS}
+    touch_every_function(base, token, user, product)
+    before = app_connections()
+    frozen = [pid for pid, f in emulator.function_processes().items() if f["function"] in api]
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
+    log(f"{len(frozen)} API function instances frozen with {len(before)} connections open")
+    source = make_deploy.template()
+    params = make_deploy.effective_parameters(source, parameters, make_deploy.Stack())
+    bound, budget = make_deploy.connection_bound(source, params), int(params["DbConnectionBudget"])
+
+    changed = {**parameters, "MaxPendingOrders": "11"}
+    second = deploy_as_make_deploy(aws, build_dir, bucket, changed)
+    if second["protection"] != ["true"] or not second["reserved_before"]:
+        fail(f"deploy 2 (an update) ran {second}")
+    touch_every_function(base, token, user, product)
+    peak = app_connections()
+    lingering = set(before) & set(peak)
+    if not lingering or len(peak) <= len(before):
+        fail(f"the frozen instances' connections did not stay open: {sorted(before)} then {sorted(peak)}")
+    if len(peak) > bound or len(peak) > budget:
+        fail(f"{len(peak)} connections, past the bound {bound} or the budget {budget}")
+    log(f"deploy 2 ({second['seconds']:.0f} s) with deploy 1's instances frozen: {len(peak)} connections "
+        f"({len(lingering)} of frozen instances), bound {bound}, budget {budget}")
+
+    started = time.time()
+    while set(app_connections()) & lingering:
+        if time.time() - started > 200:
+            fail(f"the frozen instances' connections outlived the server's wait_timeout: "
+                 f"{sorted(set(app_connections()) & lingering)}")
+        time.sleep(5)
+    after = app_connections()
+    log(f"the frozen instances' {len(lingering)} connections ended {time.time() - started:.0f} s after deploy 2 "
+        f"(wait_timeout 120 s from their last use): {len(after)} connections now, all of live instances")
+    for pid in frozen:
+        # Retired, as Lambda retires old versions' environments.
+        os.kill(pid, signal.SIGKILL)
+    return {"before": len(before), "peak": len(peak), "after": len(after), "bound": bound,
+            "deploy_seconds": second["seconds"]}
+
+
 def main() -> None:
-    emulator = Emulator()
+    refused_without_quota()
+    emulator = Emulator(account_concurrency=1000)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         emulator.start()
         aws = clients(emulator.endpoint)
-        aws.endpoint = emulator.endpoint
         fresh_database()
         bucket = "shop-deployed-artifacts"
         aws.s3.create_bucket(Bucket=bucket)
@@ -277,60 +491,69 @@ def main() -> None:
         subnets = [aws.ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.90.{i}.0/24")["Subnet"]["SubnetId"]
                    for i in (1, 2)]
         master = aws.secrets.create_secret(
-            Name="shop-deployed-master", SecretString=json.dumps({"username": "root", "password": ""}))
+            Name="shop-deployed-master", SecretString=json.dumps(
+                {"username": urllib.parse.unquote(SERVER.username or "root"),
+                 "password": urllib.parse.unquote(SERVER.password or "")}))
         parameters = {
             "Architecture": "x86_64",
             "DatabaseMode": "existing",
             "DatabaseName": DATABASE,
             "ExistingDbSecretArn": master["ARN"],
-            "ExistingDbHost": "127.0.0.1",
-            "ExistingDbPort": "3306",
+            "ExistingDbHost": SERVER.hostname or "127.0.0.1",
+            "ExistingDbPort": str(SERVER.port or 3306),
             "ExistingVpcId": vpc,
             "ExistingSubnetIds": ",".join(subnets),
-            # The local MariaDB has no certificate; TLS verification is tested on its own.
+            "DbAppUserHost": APP_HOST,
+            # The local MariaDB has no certificate; verified TLS is tested on its own
+            # (functions/migrate/tests/tls.rs, shared/platform/tests/tls.rs).
             "DbSslMode": "disabled",
             # A rotated signing key is picked up within two seconds instead of five minutes.
             "SecretsRefreshSeconds": "2",
         }
         build_dir = build()
-        started = time.time()
-        template = deploy(aws, build_dir, bucket, parameters)
-        deploy_time = time.time() - started
+        first = deploy_as_make_deploy(aws, build_dir, bucket, parameters)
+        if first["protection"] != ["false", "true"]:
+            fail(f"deploy 1 (a create) ran with DbDeletionProtection {first['protection']}, "
+                 f"not false, then true")
+        log(f"deploy 1: created without deletion protection, then protected, in {first['seconds']:.0f} s")
         out, physical = outputs(aws), resources(aws)
         api_id = physical["HttpApi"]
         base = f"{emulator.endpoint}/_aws/execute-api/{api_id}/$default"
         check_routes(aws, api_id)
         check_migration()
+        check_alias_alarms(aws, physical, "1")
 
         admin = invoke(aws, out["MigrateFunctionName"],
                        {"create_admin": {"email": ADMIN[0], "password": ADMIN[1], "name": "Deployed Admin"}})
         log(f"first admin made by the migrate function: {admin}")
 
         timings = walk(base, ADMIN, mysql_in=lambda sql: mysql(sql, DATABASE), log=log, fail=fail)
-
-        # The scheduled sweep: its rule exists, and one invocation settles an expired hold.
-        rules = aws.events.list_rules()["Rules"]
-        if not any(r.get("ScheduleExpression") == "rate(1 minute)" for r in rules):
-            fail(f"no every-minute schedule among {rules}")
-        order = timings.pop("expiring_order")
-        mysql(f"UPDATE orders SET expires_at = UTC_TIMESTAMP(6) - INTERVAL 1 SECOND WHERE id = {order}", DATABASE)
-        report = invoke(aws, physical["SweepFunction"], {"source": "aws.events", "detail-type": "Scheduled Event"})
-        status = mysql(f"SELECT status FROM orders WHERE id = {order}", DATABASE)
-        if report.get("expired_orders", 0) < 1 or status != "cancelled":
-            fail(f"the sweep did not settle the expired order: {report}, status {status}")
-        log(f"sweep invoked: {report}")
+        check_sweep(aws, physical, timings.pop("expiring_order"))
 
         alarms = {a["AlarmName"] for a in aws.cloudwatch.describe_alarms()["MetricAlarms"]}
         topics = aws.sns.list_topics()["Topics"]
         if len(alarms) < 10 or not topics:
             fail(f"alarms or topic missing: {sorted(alarms)}, {topics}")
         concurrency = aws.lambda_.get_function_concurrency(FunctionName=physical["OrdersFunction"])
-        log(f"{len(alarms)} alarms to {topics[0]['TopicArn']}; orders reserved concurrency {concurrency.get('ReservedConcurrentExecutions')}")
+        docs = aws.lambda_.get_function_concurrency(FunctionName=physical["DocsFunction"])
+        if docs.get("ReservedConcurrentExecutions") is not None:
+            fail(f"the reference page reserves concurrency: {docs}")
+        log(f"{len(alarms)} alarms to {topics[0]['TopicArn']}; orders reserved concurrency "
+            f"{concurrency.get('ReservedConcurrentExecutions')}, the reference page none")
+
+        token = login(base, *ADMIN)
+        product = int(mysql("SELECT MIN(id) FROM products", DATABASE))
+        connections = frozen_connections_end(aws, emulator, base, token, 1, product, build_dir, bucket,
+                                             parameters)
+        check_alias_alarms(aws, resources(aws), "2")
 
         schemathesis(base)
 
         rotate_signing_key(aws, emulator, out, base)
-        log(f"deploy {deploy_time:.1f} s; cold start {timings['cold_ms']:.0f} ms, then warm {timings['warm_ms']:.0f} ms")
+        log(f"deploy 1 {first['seconds']:.0f} s (both steps), deploy 2 {connections['deploy_seconds']:.0f} s; "
+            f"cold start {timings['cold_ms']:.0f} ms, then warm {timings['warm_ms']:.0f} ms; connections "
+            f"{connections['before']} -> {connections['peak']} -> {connections['after']} "
+            f"(bound {connections['bound']})")
         log("passed")
         if os.environ.get("KEEP") == "1":
             log(f"KEEP=1: the API stays at {base}; stop with: kill -- -{emulator.process.pid}")
@@ -339,7 +562,7 @@ def main() -> None:
         emulator.stop()
         if os.environ.get("KEEP") != "1":
             mysql(f"DROP DATABASE IF EXISTS {DATABASE}")
-            mysql("DROP USER IF EXISTS 'shop_app'@'%'")
+            drop_app_users()
 
 
 def schemathesis(base: str) -> None:
@@ -357,8 +580,6 @@ def rotate_signing_key(aws, emulator: Emulator, out: dict, base: str) -> None:
     """The documented rotation: a new key in the secret, nothing else. Running functions read
     it within SecretsRefreshSeconds (2 s here); then every function is stopped, so the next
     request finds a cold start with the new key too."""
-    from walk import call, login
-
     old_token = login(base, *ADMIN)
     new_key = aws.secrets.get_random_password(PasswordLength=64, ExcludePunctuation=True)["RandomPassword"]
     aws.secrets.put_secret_value(SecretId=out["JwtSecretArn"], SecretString=new_key)

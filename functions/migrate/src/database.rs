@@ -12,6 +12,12 @@ use crate::app_user::AppUser;
 
 const LONGEST_PAUSE: Duration = Duration::from_secs(5);
 
+/// What a failed TLS handshake means for the stack's parameters.
+pub const TLS_ADVICE: &str = "TLS to the database failed: its certificate must be signed by \
+    an authority DB_SSL_CA trusts (DbSslCa=rds: the Amazon RDS authorities; system: the \
+    public roots) and, with verify_identity, name the host the functions connect to. For a \
+    server whose certificate neither signs, DbSslMode=required encrypts without verifying";
+
 /// Where the database comes from. A Delete never asks, so it succeeds even when the
 /// configuration or the database is gone, which is what lets a broken stack be deleted.
 pub trait Connect {
@@ -53,9 +59,14 @@ impl Connect for ConfiguredPool {
         let secret = platform::config::secret_named_by("APP_DB_SECRET_ARN")
             .await
             .map_err(|e| format!("configuration: {e}"))?;
-        secret
-            .map(|text| AppUser::from_secret(text.expose()))
-            .transpose()
+        let Some(text) = secret else {
+            return Ok(None);
+        };
+        let host = std::env::var("APP_DB_HOST").map_err(|_| {
+            "configuration: APP_DB_HOST (the host pattern the application user may connect \
+             from) is not set"
+        })?;
+        AppUser::from_secret(text.expose(), &host).map(Some)
     }
 }
 
@@ -96,6 +107,12 @@ pub async fn apply_migrations(pool: &MySqlPool, budget: Duration) -> Result<i64,
                 ));
             }
         };
+        if let MigrateError::Execute(e) = &error
+            && is_tls_refusal(e)
+        {
+            // A certificate that does not verify will not verify on the next attempt either.
+            return Err(format!("{TLS_ADVICE} ({e})"));
+        }
         let unreachable =
             matches!(&error, MigrateError::Execute(e) if platform::db::is_unavailable(e));
         if !unreachable || Instant::now() + pause >= deadline {
@@ -104,5 +121,15 @@ pub async fn apply_migrations(pool: &MySqlPool, budget: Duration) -> Result<i64,
         tracing::warn!(%error, "database not reachable yet; trying again");
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(LONGEST_PAUSE);
+    }
+}
+
+/// The TLS handshake refused the server (its certificate, its name): rustls reports that as
+/// invalid data on the stream, which sqlx passes on as an I/O error.
+fn is_tls_refusal(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Tls(_) => true,
+        sqlx::Error::Io(io) => io.kind() == std::io::ErrorKind::InvalidData,
+        _ => false,
     }
 }

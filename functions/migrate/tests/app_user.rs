@@ -1,5 +1,7 @@
-//! The application user a deploy creates: data rights on the shop's schema and nothing
-//! more, with the password kept in a secret of its own (moto's Secrets Manager here).
+//! The application user a deploy creates: data rights on the shop's tables and nothing
+//! more (not on the migrations' record), only from its host pattern, with the password
+//! kept in a secret of its own (moto's Secrets Manager here). Every run brings its grants
+//! in step with the tables the migrations have made.
 
 mod common;
 
@@ -14,10 +16,12 @@ use sqlx::{ConnectOptions, MySqlConnection, MySqlPool};
 
 const BUDGET: Duration = Duration::from_secs(30);
 
-/// The database of the test, and the application user's secret as a deploy reads it.
+/// The database of the test, and the application user's secret and host pattern as a
+/// deploy reads them.
 struct Deploy {
     pool: MySqlPool,
     secret_arn: String,
+    host: String,
 }
 
 impl Connect for Deploy {
@@ -36,7 +40,7 @@ impl Connect for Deploy {
             .secret_string()
             .unwrap()
             .to_string();
-        AppUser::from_secret(&text).map(Some)
+        AppUser::from_secret(&text, &self.host).map(Some)
     }
 }
 
@@ -52,6 +56,13 @@ async fn secrets() -> aws_sdk_secretsmanager::Client {
     aws_sdk_secretsmanager::Client::new(&config)
 }
 
+async fn database_of(pool: &MySqlPool) -> String {
+    sqlx::query_scalar("SELECT DATABASE()")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
 /// A connection as `user` to the pool's schema.
 async fn connect_as(
     pool: &MySqlPool,
@@ -60,6 +71,49 @@ async fn connect_as(
 ) -> Result<MySqlConnection, sqlx::Error> {
     let options: MySqlConnectOptions = pool.connect_options().as_ref().clone();
     options.username(user).password(password).connect().await
+}
+
+/// A user name no other test uses: users are the server's, not one database's.
+fn unique_user() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("app_{}", nanos % 1_000_000_000_000)
+}
+
+async fn secret_for(user: &str, password: &str) -> String {
+    secrets()
+        .await
+        .create_secret()
+        .name(format!("shop-app-user-{user}"))
+        .secret_string(json!({"username": user, "password": password}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string()
+}
+
+/// One deploy (a custom resource request), which must succeed.
+async fn deploy(deploy: &Deploy, request: &str) {
+    let mut endpoint = ResponseEndpoint::start().await;
+    let event = custom_resource_event(request, &endpoint.url(), None);
+    let sent = migrate::handle(event, deploy, &http(), BUDGET)
+        .await
+        .unwrap();
+    assert_eq!(sent["Status"], "SUCCESS", "{sent}");
+    assert_eq!(endpoint.next().await.body["Status"], "SUCCESS");
+}
+
+/// The hosts the server knows `user` at.
+async fn hosts(pool: &MySqlPool, user: &str) -> Vec<String> {
+    sqlx::query_scalar("SELECT CAST(Host AS CHAR) FROM mysql.user WHERE User = ? ORDER BY Host")
+        .bind(user)
+        .fetch_all(pool)
+        .await
+        .unwrap()
 }
 
 /// The MySQL error number of a refused statement.
@@ -72,36 +126,16 @@ async fn refusal(conn: &mut MySqlConnection, sql: &str) -> Option<u16> {
 
 #[sqlx::test(migrations = false)]
 async fn a_deploy_creates_a_user_that_may_change_data_but_never_the_schema(pool: MySqlPool) {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let user = format!("app_{}", nanos % 1_000_000_000_000);
+    let user = unique_user();
     // Quotes and backslashes too: the password goes into SQL as an escaped literal.
     let first = "it's-a\\first-password-0123";
-    let secret_arn = secrets()
-        .await
-        .create_secret()
-        .name(format!("shop-app-user-{nanos}"))
-        .secret_string(json!({"username": user, "password": first}).to_string())
-        .send()
-        .await
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_string();
-    let deploy = Deploy {
+    let secret_arn = secret_for(&user, first).await;
+    let deploy_of = Deploy {
         pool: pool.clone(),
         secret_arn: secret_arn.clone(),
+        host: "127.0.0.1".into(),
     };
-
-    let mut endpoint = ResponseEndpoint::start().await;
-    let event = custom_resource_event("Create", &endpoint.url(), None);
-    let sent = migrate::handle(event, &deploy, &http(), BUDGET)
-        .await
-        .unwrap();
-    assert_eq!(sent["Status"], "SUCCESS", "{sent}");
-    assert_eq!(endpoint.next().await.body["Status"], "SUCCESS");
+    deploy(&deploy_of, "Create").await;
 
     let mut app = connect_as(&pool, &user, first)
         .await
@@ -145,6 +179,17 @@ async fn a_deploy_creates_a_user_that_may_change_data_but_never_the_schema(pool:
             .await
             .is_some()
     );
+    // None on the migrations' record: the application cannot fake or erase the schema's
+    // history (1142: command denied).
+    for sql in [
+        "SELECT COUNT(*) FROM _sqlx_migrations",
+        "DELETE FROM _sqlx_migrations",
+        "UPDATE _sqlx_migrations SET success = 0",
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (1, 'x', 1, '', 0)",
+    ] {
+        assert_eq!(refusal(&mut app, sql).await, Some(1142), "{sql}");
+    }
     drop(app);
 
     // A rotated secret and the next deploy: the new password works, the old one no more.
@@ -157,15 +202,132 @@ async fn a_deploy_creates_a_user_that_may_change_data_but_never_the_schema(pool:
         .send()
         .await
         .unwrap();
-    let event = custom_resource_event("Update", &endpoint.url(), None);
-    let sent = migrate::handle(event, &deploy, &http(), BUDGET)
-        .await
-        .unwrap();
-    assert_eq!(sent["Status"], "SUCCESS", "{sent}");
+    deploy(&deploy_of, "Update").await;
     assert!(connect_as(&pool, &user, second).await.is_ok());
     assert!(connect_as(&pool, &user, first).await.is_err());
 
-    sqlx::query(&format!("DROP USER '{user}'@'%'"))
+    sqlx::query(&format!("DROP USER '{user}'@'127.0.0.1'"))
+        .execute(&pool)
+        .await
+        .unwrap();
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_user_connects_only_from_its_host_pattern_and_older_hosts_are_dropped(pool: MySqlPool) {
+    let user = unique_user();
+    let password = "a-password-for-hosts-0123";
+    // What earlier deploys left: the user at any host, with rights on the whole schema,
+    // the migrations' record included.
+    sqlx::raw_sql(&format!(
+        "CREATE USER '{user}'@'%' IDENTIFIED BY '{password}';
+         GRANT SELECT, INSERT, UPDATE, DELETE ON `{db}`.* TO '{user}'@'%';",
+        db = database_of(&pool).await
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert!(connect_as(&pool, &user, password).await.is_ok());
+
+    // The functions' subnets only: this test connects from 127.0.0.1, which is not one.
+    let mut deploy_of = Deploy {
+        pool: pool.clone(),
+        secret_arn: secret_for(&user, password).await,
+        host: "10.80.0.0/255.255.224.0".into(),
+    };
+    deploy(&deploy_of, "Update").await;
+    assert_eq!(hosts(&pool, &user).await, ["10.80.0.0/255.255.224.0"]);
+    let refused = connect_as(&pool, &user, password).await.unwrap_err();
+    let code = refused
+        .as_database_error()
+        .and_then(|e| e.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>())
+        .map(|e| e.number());
+    assert!(matches!(code, Some(1045 | 1130)), "{refused}");
+    let schema_wide: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mysql.db WHERE User = ?")
+        .bind(&user)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(schema_wide, 0, "no right on the schema as a whole is left");
+
+    // A pattern that takes this host in (the netmask form MySQL and MariaDB both read).
+    deploy_of.host = "127.0.0.0/255.0.0.0".into();
+    deploy(&deploy_of, "Update").await;
+    assert_eq!(hosts(&pool, &user).await, ["127.0.0.0/255.0.0.0"]);
+    let mut app = connect_as(&pool, &user, password).await.unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products")
+        .fetch_one(&mut app)
+        .await
+        .unwrap();
+    assert_eq!(count, 0);
+    assert_eq!(
+        refusal(&mut app, "SELECT COUNT(*) FROM _sqlx_migrations").await,
+        Some(1142)
+    );
+    drop(app);
+
+    sqlx::query(&format!("DROP USER '{user}'@'127.0.0.0/255.0.0.0'"))
+        .execute(&pool)
+        .await
+        .unwrap();
+}
+
+#[sqlx::test(migrations = false)]
+async fn every_run_grants_new_tables_and_takes_back_the_ones_gone(pool: MySqlPool) {
+    let user = unique_user();
+    let password = "a-password-for-tables-0123";
+    let deploy_of = Deploy {
+        pool: pool.clone(),
+        secret_arn: secret_for(&user, password).await,
+        host: "127.0.0.1".into(),
+    };
+    deploy(&deploy_of, "Create").await;
+    let granted = || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT CAST(Table_name AS CHAR) FROM mysql.tables_priv
+             WHERE User = ? AND Db = DATABASE() ORDER BY 1",
+        )
+        .bind(&user)
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+    };
+    let before = granted().await;
+    assert!(
+        before.contains(&"orders".to_string()) && !before.contains(&"_sqlx_migrations".to_string())
+    );
+    assert_eq!(
+        before.len(),
+        common::tables(&pool).await.len() - 1,
+        "every table but the record"
+    );
+
+    // A table a later migration makes: refused until the next run grants it.
+    sqlx::query("CREATE TABLE gift_cards (id INT PRIMARY KEY)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut app = connect_as(&pool, &user, password).await.unwrap();
+    assert_eq!(
+        refusal(&mut app, "INSERT INTO gift_cards VALUES (1)").await,
+        Some(1142)
+    );
+    deploy(&deploy_of, "Update").await;
+    sqlx::query("INSERT INTO gift_cards VALUES (1)")
+        .execute(&mut app)
+        .await
+        .unwrap();
+    drop(app);
+
+    // A table a migration drops: its grant goes too, so a table of that name made later
+    // is not readable until a run grants it.
+    sqlx::query("DROP TABLE gift_cards")
+        .execute(&pool)
+        .await
+        .unwrap();
+    deploy(&deploy_of, "Update").await;
+    assert_eq!(granted().await, before);
+
+    sqlx::query(&format!("DROP USER '{user}'@'127.0.0.1'"))
         .execute(&pool)
         .await
         .unwrap();
@@ -179,7 +341,7 @@ async fn a_secret_that_is_not_a_plain_user_fails_the_deploy_without_echoing_it(p
         json!({"username": "app", "password": "short"}).to_string(),
         "not json".to_string(),
     ] {
-        let err = AppUser::from_secret(&text).unwrap_err();
+        let err = AppUser::from_secret(&text, "127.0.0.1").unwrap_err();
         assert!(
             !err.contains("long-enough-password-1") && !err.contains("short\""),
             "{err}"

@@ -1,5 +1,8 @@
 //! Lambda entry point. Only the database configuration is read: the sweep never needs the
 //! token signing key.
+//!
+//! Each run that has work opens its own pool and closes it before returning: a frozen
+//! instance then holds no connection, and an idle cluster counts none from the sweep.
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
@@ -8,10 +11,21 @@ use serde_json::Value;
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = platform::config::DatabaseConfig::load().await?;
-    let pool = platform::db::pool(&config);
-    let pool = &pool;
+    let sweeper = sweep::Sweeper::from_env()?;
+    let (config, sweeper) = (&config, &sweeper);
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
-        sweep::handle(pool, event).await
+        if let Some(skipped) = sweeper.skip(&event.payload) {
+            return Ok(skipped);
+        }
+        // A rotated password: the secret is read again for this run, not the cold start's.
+        let options = match &config.credentials {
+            Some(source) => source.connect_options().await?,
+            None => config.connect_options(),
+        };
+        let pool = platform::db::pool_with(options, config.max_connections);
+        let outcome = sweeper.sweep(&pool, event).await;
+        pool.close().await;
+        outcome
     }))
     .await
 }

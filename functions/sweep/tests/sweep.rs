@@ -7,7 +7,21 @@ use domain::role::Role;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use sqlx::MySqlPool;
-use testkit::{expire_order, in_parallel, insert_user, state};
+use sweep::Sweeper;
+use testkit::{TcpProxy, expire_order, in_parallel, insert_user, state};
+
+/// The hold the test orders are placed with, and the sweep is told of.
+const HOLD: Duration = Duration::from_secs(1800);
+
+/// One sweep now, as an invocation that found work due runs it.
+async fn sweep_now(pool: &MySqlPool) -> Report {
+    let outcome = Sweeper::new(HOLD)
+        .sweep(pool, scheduled_event())
+        .await
+        .unwrap();
+    assert!(!outcome.skipped);
+    outcome.report.unwrap()
+}
 
 /// What EventBridge delivers for a `rate(1 minute)` schedule.
 fn scheduled_event() -> LambdaEvent<Value> {
@@ -46,7 +60,7 @@ async fn order(pool: &MySqlPool, user: u64, lines: &[(u64, u32)]) -> u64 {
     platform::db::transaction(pool, move |tx| {
         let lines = lines.clone();
         Box::pin(async move {
-            let (hold, actor) = (Duration::from_secs(1800), domain::orders::Actor::Customer);
+            let (hold, actor) = (HOLD, domain::orders::Actor::Customer);
             domain::orders::create_in(tx, user, &lines, None, actor, hold).await
         })
     })
@@ -106,7 +120,7 @@ async fn the_sweep_settles_expired_holds_and_nothing_else(pool: MySqlPool) {
     assert_eq!(stock(&pool, a).await, 90);
     assert_eq!(stock(&pool, b).await, 48);
 
-    let report = sweep::handle(&pool, scheduled_event()).await.unwrap();
+    let report = sweep_now(&pool).await;
     assert_eq!(report.expired_orders, 2, "{report:?}");
     assert!(!report.incomplete);
     assert_eq!(stock(&pool, a).await, 95, "3 + 2 units back");
@@ -136,7 +150,7 @@ async fn the_sweep_settles_expired_holds_and_nothing_else(pool: MySqlPool) {
     );
 
     // Nothing left to do: a second sweep changes nothing.
-    let again = sweep::handle(&pool, scheduled_event()).await.unwrap();
+    let again = sweep_now(&pool).await;
     assert_eq!(again, Report::default());
     assert_eq!(stock(&pool, a).await, 95);
 }
@@ -178,7 +192,7 @@ async fn old_idempotency_records_and_passed_throttle_windows_are_deleted(pool: M
     .await
     .unwrap();
 
-    let report = sweep::handle(&pool, scheduled_event()).await.unwrap();
+    let report = sweep_now(&pool).await;
     assert_eq!(report.idempotency_keys_deleted, 2500, "{report:?}");
     assert_eq!(report.throttle_rows_deleted, 2100, "{report:?}");
     assert_eq!(
@@ -217,7 +231,7 @@ async fn overlapping_sweeps_settle_each_order_once(pool: MySqlPool) {
 
     let reports = in_parallel(4, |_| {
         let pool = pool.clone();
-        async move { sweep::handle(&pool, scheduled_event()).await.unwrap() }
+        async move { sweep_now(&pool).await }
     })
     .await;
 
@@ -239,4 +253,99 @@ async fn overlapping_sweeps_settle_each_order_once(pool: MySqlPool) {
         .await,
         700
     );
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn after_a_look_the_schedule_waits_for_the_earliest_expiry(pool: MySqlPool) {
+    let user = insert_user(&state(pool.clone()), Role::Customer).await.id;
+    let mug = product(&pool, 10).await;
+    let sweeper = Sweeper::new(HOLD);
+    let scheduled = scheduled_event().payload;
+
+    // An idle shop: no order pending. The next order cannot expire within one hold, so the
+    // schedule stays away for the hold less the margin for transactions still open.
+    let idle = sweeper.sweep(&pool, scheduled_event()).await.unwrap();
+    assert_eq!(idle.next_look_in_seconds, 1740, "{idle:?}");
+    let skipped = sweeper
+        .skip(&scheduled)
+        .expect("the next scheduled run skips");
+    assert!(skipped.skipped && skipped.report.is_none());
+
+    // An order whose hold runs out in two minutes brings the next look forward to it.
+    let soon = order(&pool, user, &[(mug, 1)]).await;
+    sqlx::query(
+        "UPDATE orders SET expires_at = UTC_TIMESTAMP(6) + INTERVAL 120 SECOND WHERE id = ?",
+    )
+    .bind(soon)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let pending = sweeper.sweep(&pool, scheduled_event()).await.unwrap();
+    assert!(
+        (118..=120).contains(&pending.next_look_in_seconds),
+        "{pending:?}"
+    );
+    assert_eq!(status(&pool, soon).await.0, "pending");
+
+    // Once the hold has run out, the look settles it.
+    expire_order(&pool, soon).await;
+    let due = sweeper.sweep(&pool, scheduled_event()).await.unwrap();
+    assert_eq!(due.report.unwrap().expired_orders, 1);
+    assert_eq!(due.next_look_in_seconds, 1740);
+    assert_eq!(stock(&pool, mug).await, 10);
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn an_unfinished_sweep_looks_again_at_the_next_run(pool: MySqlPool) {
+    let user = insert_user(&state(pool.clone()), Role::Customer).await.id;
+    let mug = product(&pool, 1000).await;
+    // One batch more than a sweep settles before it checks its time.
+    for _ in 0..=domain::housekeeping::ORDER_BATCH {
+        order(&pool, user, &[(mug, 1)]).await;
+    }
+    sqlx::query("UPDATE orders SET expires_at = UTC_TIMESTAMP(6) - INTERVAL 1 SECOND")
+        .execute(&pool)
+        .await
+        .unwrap();
+    // Five seconds left, all kept back for the answer: one batch, then the sweep stops.
+    let mut event = scheduled_event();
+    event.context.deadline = (std::time::SystemTime::now() + Duration::from_secs(5))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let outcome = Sweeper::new(HOLD).sweep(&pool, event).await.unwrap();
+    let report = outcome.report.unwrap();
+    assert!(report.incomplete, "{outcome:?}");
+    assert_eq!(outcome.next_look_in_seconds, 0);
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn a_look_waits_for_a_database_that_is_resuming(pool: MySqlPool) {
+    let user = insert_user(&state(pool.clone()), Role::Customer).await.id;
+    let mug = product(&pool, 10).await;
+    let expired = order(&pool, user, &[(mug, 4)]).await;
+    expire_order(&pool, expired).await;
+    // The database behind a port that refuses connections for its first five seconds, as
+    // a paused cluster does while it resumes: longer than the pool waits for a connection.
+    let options = pool.connect_options();
+    let target = tokio::net::lookup_host((options.get_host(), options.get_port()))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = TcpProxy::start(target).await;
+    let resuming = platform::db::pool_with(
+        (*options).clone().host("127.0.0.1").port(proxy.addr.port()),
+        2,
+    );
+    proxy.stop();
+    let run =
+        tokio::spawn(async move { Sweeper::new(HOLD).sweep(&resuming, scheduled_event()).await });
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(!run.is_finished(), "still waiting for the database");
+    proxy.restart().await;
+
+    let outcome = run.await.unwrap().unwrap();
+    assert_eq!(outcome.report.unwrap().expired_orders, 1);
+    assert_eq!(stock(&pool, mug).await, 10);
 }

@@ -103,3 +103,16 @@ where
         }
     }
 }
+
+/// How long until the earliest pending order's stock hold runs out (zero when one already
+/// has), or `None` when no order is pending: what tells the scheduled sweep when it next
+/// has work.
+pub async fn next_expiry(pool: &MySqlPool) -> Result<Option<Duration>> {
+    let micros = sqlx::query_scalar!(
+        r#"SELECT TIMESTAMPDIFF(MICROSECOND, UTC_TIMESTAMP(6), MIN(expires_at)) AS "micros?: i64"
+           FROM orders WHERE status = 'pending'"#
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(micros.map(|m| Duration::from_micros(u64::try_from(m).unwrap_or(0))))
+}

@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
-use sqlx::{Connection, MySql, MySqlPool, Transaction};
+use sqlx::{Connection, Executor, MySql, MySqlPool, Transaction};
 
 use crate::config::DatabaseConfig;
 
@@ -27,6 +27,17 @@ pub fn pool(config: &DatabaseConfig) -> MySqlPool {
 /// fails the one query that next uses it, with a 503 the client may retry.
 pub const TRUSTED_IDLE: Duration = Duration::from_secs(1);
 
+/// How long a pooled connection may sit idle before the pool closes it.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The server closes a session idle this long (its `wait_timeout`, set on every connection
+/// and, for the created cluster, in template.yaml's parameter group). A running instance's
+/// pool never leaves a connection idle past [`IDLE_TIMEOUT`]; only a frozen or retired
+/// Lambda environment, whose pool cannot run, does, and without this the server would keep
+/// its sockets for its default 28,800 s, counting against `max_connections` and keeping an
+/// auto-paused cluster awake.
+pub const SERVER_IDLE_TIMEOUT: Duration = Duration::from_secs(2 * IDLE_TIMEOUT.as_secs());
+
 pub fn pool_with(options: MySqlConnectOptions, max_connections: u32) -> MySqlPool {
     MySqlPoolOptions::new()
         .max_connections(max_connections)
@@ -45,8 +56,15 @@ pub fn pool_with(options: MySqlConnectOptions, max_connections: u32) -> MySqlPoo
                 Ok(true)
             })
         })
-        // A frozen Lambda keeps its sockets; the server drops them long before that.
-        .idle_timeout(Some(Duration::from_secs(60)))
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                let timeout = SERVER_IDLE_TIMEOUT.as_secs();
+                conn.execute(format!("SET SESSION wait_timeout = {timeout}").as_str())
+                    .await
+                    .map(|_| ())
+            })
+        })
+        .idle_timeout(Some(IDLE_TIMEOUT))
         .max_lifetime(Some(Duration::from_secs(15 * 60)))
         .connect_lazy_with(options)
 }
