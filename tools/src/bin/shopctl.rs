@@ -93,7 +93,7 @@ async fn run(args: &[String]) -> Result<(), String> {
                     products,
                 } => println!(
                     "catalogue kept as it is: {products} products, {categories} categories \
-                     (`make reset` brings back the sample data)"
+                     (make reset brings back the sample data)"
                 ),
             }
         }
