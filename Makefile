@@ -18,11 +18,17 @@ HOST ?= 127.0.0.1
 PORT ?= 9000
 SERVE_PORT ?= 8080
 CONCURRENCY ?= 4
-# How long a pending order holds its stock, and how often the local sweep runs.
+# How long a pending order holds its stock, how many pending orders a customer may hold,
+# and how often the local sweep runs.
 ORDER_HOLD_SECONDS ?= 1800
+MAX_PENDING_ORDERS ?= 10
 SWEEP_EVERY_SECONDS ?= 60
+# make serve's build: optimised like the deployed functions; PROFILE=dev builds faster.
+PROFILE ?= release
 
 export SQLX_OFFLINE := true
+# .ci/ensure-db looks for the server DB_SERVER names.
+export DB_SERVER
 
 STACK ?= shop-api
 # The crates deployed as Lambda functions (template.yaml), migrate included.
@@ -30,46 +36,47 @@ FUNCTIONS := products categories users cart orders payments reviews docs migrate
 
 .PHONY: help run serve db reset test test-deployed lint sqlx-check admin prepare bench template-check package deploy deployed-admin
 help:
-	@echo "make run    - serve the whole API on http://$(HOST):$(PORT) (database, migrations, sample data)"
+	@echo "make run    - serve the whole API on http://$(HOST):$(PORT) (database, migrations, sample data; first build: minutes)"
 	@echo "make test   - formatting, lints, query data, and every test against a real MariaDB"
 	@echo "make reset  - put the local database back to the sample data and the local admin"
-	@echo "make serve  - the same API on one plain HTTP port ($(SERVE_PORT)), without the Lambda emulator"
+	@echo "make serve  - the same API on one plain HTTP port ($(SERVE_PORT)), without the Lambda emulator (PROFILE=dev builds faster)"
+	@echo "make db     - only the local database: created, migrated, sample data and the local admin"
 	@echo "make test-deployed - sam build + sam deploy of template.yaml to a local AWS emulator, tested through its API Gateway"
 	@echo "make bench  - latency, throughput, cold start, size and memory beside their floors (BENCHMARKS.md)"
 	@echo "make admin EMAIL=... PASSWORD=... - create (or promote) an admin in DATABASE_URL"
 	@echo "make prepare - refresh the committed .sqlx query data after changing a query"
+	@echo "Settings: PORT=$(PORT) SERVE_PORT=$(SERVE_PORT) HOST=$(HOST) ORDER_HOLD_SECONDS=$(ORDER_HOLD_SECONDS) MAX_PENDING_ORDERS=$(MAX_PENDING_ORDERS) SWEEP_EVERY_SECONDS=$(SWEEP_EVERY_SECONDS) CONCURRENCY=$(CONCURRENCY)"
 
-## Local database: created, migrated, sample data and admin loaded.
+## The local commands run .ci/local-api, which says what it does step by step. Their settings
+## reach it through the environment, so the echoed commands show no secret.
+db reset run serve: export DATABASE_URL := $(DATABASE_URL)
+db reset run serve: export ADMIN_EMAIL := $(ADMIN_EMAIL)
+db reset run serve: export ADMIN_PASSWORD := $(ADMIN_PASSWORD)
+run serve: export JWT_SECRET := $(LOCAL_JWT_SECRET)
+run serve: export HOST := $(HOST)
+run serve: export ORDER_HOLD_SECONDS := $(ORDER_HOLD_SECONDS)
+run serve: export MAX_PENDING_ORDERS := $(MAX_PENDING_ORDERS)
+run: export PORT := $(PORT)
+run: export CONCURRENCY := $(CONCURRENCY)
+run: export SWEEP_EVERY_SECONDS := $(SWEEP_EVERY_SECONDS)
+serve: export PORT := $(SERVE_PORT)
+serve: export PROFILE := $(PROFILE)
+
+## Local database: created, migrated, sample data (once) and the local admin loaded.
 db:
-	@.ci/ensure-db
-	@DATABASE_URL=$(DATABASE_URL) cargo run -q -p tools --bin shopctl -- migrate
-	@DATABASE_URL=$(DATABASE_URL) cargo run -q -p tools --bin shopctl -- seed
-	@DATABASE_URL=$(DATABASE_URL) cargo run -q -p tools --bin shopctl -- admin $(ADMIN_EMAIL) $(ADMIN_PASSWORD) "Local Admin"
+	@.ci/local-api db
 
 ## Puts the local database back as a fresh machine has it: sample data and the local admin.
 reset:
-	@.ci/ensure-db
-	@DATABASE_URL=$(DATABASE_URL) cargo run -q -p tools --bin shopctl -- migrate
-	@DATABASE_URL=$(DATABASE_URL) cargo run -q -p tools --bin shopctl -- reset
-	@DATABASE_URL=$(DATABASE_URL) cargo run -q -p tools --bin shopctl -- seed
-	@DATABASE_URL=$(DATABASE_URL) cargo run -q -p tools --bin shopctl -- admin $(ADMIN_EMAIL) $(ADMIN_PASSWORD) "Local Admin"
+	@.ci/local-api reset
 
-run: db
-	@.ci/ensure-tools cargo-lambda
-	@# Build every function first so the first request does not wait for a compile.
-	cargo build --workspace --bins
-	@echo "Admin: $(ADMIN_EMAIL) / $(ADMIN_PASSWORD)"
-	@HOST=$(HOST) PORT=$(PORT) CONCURRENCY=$(CONCURRENCY) DATABASE_URL=$(DATABASE_URL) \
-		JWT_SECRET=$(LOCAL_JWT_SECRET) ORDER_HOLD_SECONDS=$(ORDER_HOLD_SECONDS) \
-		SWEEP_EVERY_SECONDS=$(SWEEP_EVERY_SECONDS) .ci/local-api
+## Every function under `cargo lambda watch`, at API Gateway's paths, the sweep on a timer.
+run:
+	@.ci/local-api run
 
 ## The same routers on one plain HTTP port (no Lambda emulation): benchmarks, fuzzing, containers.
-## Built with optimisations; PROFILE=dev builds faster.
-PROFILE ?= release
-serve: db
-	DATABASE_URL=$(DATABASE_URL) JWT_SECRET=$(LOCAL_JWT_SECRET) DB_MAX_CONNECTIONS=16 \
-		ORDER_HOLD_SECONDS=$(ORDER_HOLD_SECONDS) HOST=$(HOST) PORT=$(SERVE_PORT) \
-		cargo run --profile $(PROFILE) -p tools --bin serve
+serve:
+	@.ci/local-api serve
 
 ## Latency, throughput, cold start, size and memory; writes BENCHMARKS.md. Run `make package`
 ## first for the arm64 bootstrap sizes.

@@ -45,14 +45,28 @@ const PRODUCTS: &[(&str, &str, &str, u32, usize)] = &[
     ),
 ];
 
-/// Loads the sample data unless the catalogue already has products. Returns whether it did.
-pub async fn sample_data(pool: &MySqlPool) -> Result<bool, sqlx::Error> {
+/// What [`sample_data`] found and did.
+pub enum Seeded {
+    /// The catalogue was empty: the sample categories and products are in it now.
+    Loaded { categories: usize, products: usize },
+    /// The catalogue already had products: nothing was changed.
+    Kept { categories: i64, products: i64 },
+}
+
+/// Loads the sample data unless the catalogue already has products.
+pub async fn sample_data(pool: &MySqlPool) -> Result<Seeded, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products FOR UPDATE")
         .fetch_one(&mut *tx)
         .await?;
     if existing > 0 {
-        return Ok(false);
+        let categories: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM categories")
+            .fetch_one(&mut *tx)
+            .await?;
+        return Ok(Seeded::Kept {
+            categories,
+            products: existing,
+        });
     }
     let mut category_ids = Vec::new();
     for (name, description) in CATEGORIES {
@@ -81,7 +95,10 @@ pub async fn sample_data(pool: &MySqlPool) -> Result<bool, sqlx::Error> {
         .await?;
     }
     tx.commit().await?;
-    Ok(true)
+    Ok(Seeded::Loaded {
+        categories: CATEGORIES.len(),
+        products: PRODUCTS.len(),
+    })
 }
 
 /// Empties every table of the current database but the migrations' own bookkeeping, and

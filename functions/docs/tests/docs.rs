@@ -86,3 +86,20 @@ async fn anything_else_is_a_problem() {
     assert_eq!(post["statusCode"], 405);
     assert_eq!(header(&post, "allow"), "GET,HEAD");
 }
+
+#[test]
+fn server_descriptions_are_plain_text() {
+    // The page lists the servers in a drop-down, which shows their descriptions as they are:
+    // Markdown there would be seen as backticks and asterisks.
+    let spec: Value = serde_json::from_str(web::router::OPENAPI).unwrap();
+    let servers = spec["servers"].as_array().expect("servers");
+    assert!(!servers.is_empty());
+    for server in servers {
+        let description = server["description"].as_str().expect("a description");
+        assert!(!description.is_empty());
+        assert!(
+            !description.contains(['`', '*', '_', '[', ']', '<', '>', '#']),
+            "Markdown in a server description: {description}"
+        );
+    }
+}

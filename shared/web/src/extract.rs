@@ -82,7 +82,9 @@ async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Api
     })
 }
 
-/// Parses a body that must be a JSON object, naming the field at fault on failure.
+/// Parses a body that must be a JSON object, naming the field at fault on failure. A body
+/// that is not JSON says where it breaks, as serde_json counts: lines from 1, and the
+/// column of the character it stopped at.
 pub fn parse_object<T: DeserializeOwned + Validate>(bytes: &[u8]) -> Result<T, ApiError> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
@@ -95,44 +97,63 @@ pub fn parse_object<T: DeserializeOwned + Validate>(bytes: &[u8]) -> Result<T, A
         let path = err.path().to_string();
         let inner = err.into_inner();
         match inner.classify() {
-            serde_json::error::Category::Data => field_error(&path, &inner.to_string()),
-            _ => ApiError::BadRequest(format!(
-                "Malformed JSON: {}",
-                without_position(&inner.to_string())
-            )),
+            serde_json::error::Category::Data => field_error(&path, &inner),
+            _ => malformed(&inner),
         }
     })?;
-    deserializer
-        .end()
-        .map_err(|_| ApiError::BadRequest("Malformed JSON: trailing characters.".into()))?;
+    deserializer.end().map_err(|err| malformed(&err))?;
     value.validate().map_err(Error::Invalid)?;
     Ok(value)
 }
 
-/// serde reports a missing field at its parent's path; name the field itself.
-fn field_error(path: &str, message: &str) -> ApiError {
-    let message = without_position(message);
+/// `Malformed JSON at line 1, column 62: expected value.`
+fn malformed(err: &serde_json::Error) -> ApiError {
+    ApiError::BadRequest(format!(
+        "Malformed JSON {}: {}.",
+        position(err),
+        without_position(&err.to_string())
+    ))
+}
+
+fn position(err: &serde_json::Error) -> String {
+    format!("at line {}, column {}", err.line(), err.column())
+}
+
+/// A value that does not fit its field, named by its path. serde reports a missing field
+/// at its parent's path: name the field itself. What belongs to no field (the body as a
+/// whole) is said in `detail`, with where serde_json stopped.
+fn field_error(path: &str, err: &serde_json::Error) -> ApiError {
+    let full = err.to_string();
+    let message = without_position(&full);
     let at_root = matches!(path, "." | "");
-    let (field, message) = if let Some(rest) = message.strip_prefix("missing field `") {
-        let name = rest.split('`').next().unwrap_or_default();
-        let field = if at_root {
+    let child = |name: &str| {
+        if at_root {
             name.to_string()
         } else {
             format!("{path}.{name}")
-        };
-        (field, "is required".to_string())
-    } else if let Some(rest) = message.strip_prefix("unknown field `") {
-        let name = rest.split('`').next().unwrap_or_default();
-        let field = if at_root {
-            name.to_string()
-        } else {
-            path.to_string()
-        };
-        (field, "is not a known field".to_string())
-    } else {
-        (path.to_string(), message.to_string())
+        }
     };
-    ApiError::invalid(field, message)
+    let quoted = |prefix: &str| {
+        message
+            .strip_prefix(prefix)
+            .map(|rest| rest.split('`').next().unwrap_or_default())
+    };
+    if let Some(name) = quoted("missing field `") {
+        ApiError::invalid(child(name), "is required")
+    } else if let Some(name) = quoted("unknown field `") {
+        // Below the root, the path already ends with the unknown key.
+        let field = if at_root { name } else { path };
+        ApiError::invalid(field, "is not a known field")
+    } else if let Some(name) = quoted("duplicate field `") {
+        ApiError::invalid(child(name), "is given more than once")
+    } else if at_root {
+        ApiError::BadRequest(format!(
+            "The request body does not fit {}: {message}.",
+            position(err)
+        ))
+    } else {
+        ApiError::invalid(path, message)
+    }
 }
 
 fn without_position(message: &str) -> &str {

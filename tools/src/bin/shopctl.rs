@@ -3,6 +3,8 @@
 //! - `shopctl migrate`: create the database if missing and apply the embedded migrations.
 //! - `shopctl admin <email> <password> [name]`: create the first admin (or promote one).
 //! - `shopctl seed`: load sample categories and products once (no-op when products exist).
+//!
+//! Each says what it found and did in one line: `make run` shows them as its progress.
 //! - `shopctl reset`: empty every table (the schema stays), so that `seed` starts afresh.
 
 use std::process::ExitCode;
@@ -29,9 +31,12 @@ async fn run(args: &[String]) -> Result<(), String> {
         .map_err(|e| format!("cannot reach the database in DATABASE_URL: {e}"))?;
     match args.first().map(String::as_str) {
         // A fresh server has no database yet: create it before connecting to it.
-        Some("migrate") if !exists => sqlx::MySql::create_database(&url)
-            .await
-            .map_err(|e| e.to_string())?,
+        Some("migrate") if !exists => {
+            sqlx::MySql::create_database(&url)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("database created");
+        }
         Some("migrate") => {}
         _ if !exists => {
             return Err(
@@ -51,11 +56,16 @@ async fn run(args: &[String]) -> Result<(), String> {
         .as_slice()
     {
         ["migrate"] => {
+            let before = applied_migrations(&pool).await?;
             domain::MIGRATOR
                 .run(&pool)
                 .await
                 .map_err(|e| e.to_string())?;
-            println!("migrations applied");
+            let all = domain::MIGRATOR.iter().count();
+            match all.saturating_sub(before) {
+                0 => println!("migrations: up to date ({all})"),
+                new => println!("migrations: {new} applied ({all} in all)"),
+            }
         }
         ["admin", email, password, rest @ ..] => {
             let email = Email::parse(email).map_err(|m| format!("the email {m}"))?;
@@ -66,24 +76,30 @@ async fn run(args: &[String]) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?;
             let email = email.as_str();
-            println!("admin {email} has id {id}");
+            println!("admin {email} ready (user {id})");
         }
         ["seed"] => {
-            let loaded = tools::seed::sample_data(&pool)
+            use tools::seed::Seeded;
+            match tools::seed::sample_data(&pool)
                 .await
-                .map_err(|e| e.to_string())?;
-            println!(
-                "{}",
-                if loaded {
-                    "sample data loaded"
-                } else {
-                    "sample data already present"
-                }
-            );
+                .map_err(|e| e.to_string())?
+            {
+                Seeded::Loaded {
+                    categories,
+                    products,
+                } => println!("sample data loaded: {categories} categories, {products} products"),
+                Seeded::Kept {
+                    categories,
+                    products,
+                } => println!(
+                    "catalogue kept as it is: {products} products, {categories} categories \
+                     (make reset brings back the sample data)"
+                ),
+            }
         }
         ["reset"] => {
             tools::seed::reset(&pool).await.map_err(|e| e.to_string())?;
-            println!("every table emptied");
+            println!("every table emptied (the schema stays)");
         }
         _ => {
             return Err(
@@ -92,4 +108,23 @@ async fn run(args: &[String]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// How many migrations the database has applied so far (none before the first run).
+async fn applied_migrations(pool: &sqlx::MySqlPool) -> Result<usize, String> {
+    let has_table: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.tables
+         WHERE table_schema = DATABASE() AND table_name = '_sqlx_migrations'",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(|e| e.to_string())?;
+    if has_table == 0 {
+        return Ok(0);
+    }
+    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(pool)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(usize::try_from(applied).unwrap_or_default())
 }
