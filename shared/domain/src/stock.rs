@@ -6,9 +6,10 @@
 //! only on rows it has locked (a locking read sees the latest committed row; a plain read
 //! may see a snapshot from before a concurrent commit):
 //!
-//! 1. the users the work is for, in ascending id order: exclusive (`FOR UPDATE`) for the
-//!    owner of a new order or cart line and to delete an account, shared (`LOCK IN SHARE
-//!    MODE`, which MariaDB and MySQL both accept) merely to act for them;
+//! 1. the users the work is for, in ascending id order: exclusive (`FOR UPDATE`) when
+//!    something of theirs is counted under it (pending orders, cart lines, addresses) and to
+//!    delete an account, shared (`LOCK IN SHARE MODE`, which MariaDB and MySQL both
+//!    accept) merely to act for them;
 //! 2. their idempotency key (its insert also holds the caller's row, through the foreign
 //!    key);
 //! 3. their cart lines;
@@ -43,15 +44,17 @@
 //! # No locks on gaps
 //!
 //! Under repeatable read, a locking read or a delete that finds no row locks the gap where
-//! the row would be, and every insert into that gap waits for it: neighbouring users'
-//! first idempotency keys, cart lines or orders would queue on each other, or deadlock
-//! when two of them hold the same gap and both insert. The paths that insert therefore
-//! insert first and lock what they find (a key is claimed with an insert that locks the
-//! existing row on a duplicate), and look up existing rows only by a key they know.
+//! the row would be, and a range read through a secondary index locks the gaps around what
+//! it finds; every insert into such a gap waits. Neighbouring users' first idempotency keys
+//! would queue on each other, or deadlock when two requests hold the same gap and both
+//! insert. So an idempotency key is claimed by inserting it (a duplicate locks the existing
+//! row), never by looking for it first; and the deletions that lock many rows (a user's
+//! orders, a product's cart lines) read which rows they are, then lock them by primary key.
 //!
-//! Deadlocks between paths are then impossible by construction, and the tests in
-//! `tools/tests/deadlocks.rs` check that no pair of paths needs the retry in
-//! [`platform::db::transaction`], which remains as a safety net.
+//! The tests in `tools/tests/deadlocks.rs` race the paths that meet on the same rows and
+//! check that none of them needs the retry in [`platform::db::transaction`]. The retry
+//! remains as a safety net for what they cannot force, such as a cart line added in the
+//! instant between a product deletion's read of its cart lines and the product's removal.
 
 use std::collections::BTreeMap;
 
