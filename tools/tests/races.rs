@@ -136,6 +136,61 @@ impl Shop {
             .unwrap()
     }
 
+    /// The order's owner: `None` once the order is gone, `Some(None)` once anonymised.
+    async fn owner(&self, order: u64) -> Option<Option<u64>> {
+        sqlx::query_scalar("SELECT user_id FROM orders WHERE id = ?")
+            .bind(order)
+            .fetch_optional(self.pool())
+            .await
+            .unwrap()
+    }
+
+    async fn user_exists(&self, user: &TestUser) -> bool {
+        sqlx::query_scalar::<_, u64>("SELECT id FROM users WHERE id = ?")
+            .bind(user.id)
+            .fetch_optional(self.pool())
+            .await
+            .unwrap()
+            .is_some()
+    }
+
+    /// How many times the order entered `cancelled`: a cancel happens once or not at all.
+    async fn cancels(&self, order: u64) -> i64 {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM order_status_history WHERE order_id = ? AND status = 'cancelled'",
+        )
+        .bind(order)
+        .fetch_one(self.pool())
+        .await
+        .unwrap()
+    }
+
+    /// Where an account deletion leaves an order it found pending: cancelled once, kept,
+    /// owned by no one.
+    async fn cancelled_and_anonymised(&self, order: u64) -> bool {
+        self.status(order).await.as_deref() == Some("cancelled")
+            && self.owner(order).await == Some(None)
+            && self.cancels(order).await == 1
+    }
+
+    /// Pays `amount` on the order, under an `Idempotency-Key` when one is given.
+    async fn pay(
+        &self,
+        user: &TestUser,
+        order: u64,
+        amount: &str,
+        key: Option<&str>,
+    ) -> TestResponse {
+        let mut call = self.payments.post("/payments").token(&user.token);
+        if let Some(key) = key {
+            call = call.header("idempotency-key", key);
+        }
+        let amount: serde_json::Value = serde_json::from_str(amount).unwrap();
+        call.json(json!({"order_id": order, "amount": amount, "method": "card"}))
+            .send()
+            .await
+    }
+
     /// Money that adds up: every order's `amount_paid` is the sum of its completed
     /// payments, and a cancelled order has none.
     async fn money_adds_up(&self) -> Result<(), String> {
@@ -214,10 +269,15 @@ async fn account_deletion_racing_order_deletion_returns_stock_once(pool: MySqlPo
         )
         .await;
         let end = shop.stock(mug).await;
+        // Order deleted first: it is gone. Account deleted first: the order was cancelled
+        // and kept, and the customer can no longer reach it.
         let ok = code(&account) == 204
-            && matches!(code(&removal), 204 | 401 | 404)
             && end == start
-            && shop.status(order).await.is_none();
+            && match code(&removal) {
+                204 => shop.status(order).await.is_none(),
+                401 | 404 => shop.cancelled_and_anonymised(order).await,
+                _ => false,
+            };
         let (a, r) = (code(&account), code(&removal));
         expect(
             ok,
@@ -240,7 +300,7 @@ async fn account_deletion_racing_a_cancel_returns_stock_once(pool: MySqlPool) {
         let ok = code(&account) == 204
             && matches!(code(&cancel), 200 | 401 | 404)
             && end == start
-            && shop.status(order).await.is_none();
+            && shop.cancelled_and_anonymised(order).await;
         let (a, c) = (code(&account), code(&cancel));
         expect(
             ok,
@@ -251,7 +311,7 @@ async fn account_deletion_racing_a_cancel_returns_stock_once(pool: MySqlPool) {
 }
 
 #[sqlx::test(migrator = "domain::MIGRATOR")]
-async fn account_deletion_racing_a_payment_never_returns_sold_stock(pool: MySqlPool) {
+async fn account_deletion_racing_a_payment_keeps_money_and_stock_straight(pool: MySqlPool) {
     let shop = Shop::new(pool);
     let mug = shop.orders.product("Mug", PRICE, 10_000).await;
     rounds("account deletion × payment", async |round| {
@@ -264,20 +324,27 @@ async fn account_deletion_racing_a_payment_never_returns_sold_stock(pool: MySqlP
         )
         .await;
         let end = shop.stock(mug).await;
-        // Paid first: the order was sold, and deleting the account does not unsell it.
-        // Deleted first: the payment finds no order and the held stock is back.
-        let expected = match code(&payment) {
-            201 => start - i64::from(QUANTITY),
-            _ => start,
-        };
-        let ok = code(&account) == 204
-            && matches!(code(&payment), 201 | 401 | 404)
-            && end == expected
-            && shop.status(order).await.is_none();
+        let payments = shop.payments_of(order).await;
+        // Paid first: the shop owes the customer goods, so the account stays (409) and the
+        // stock stays sold. Deleted first: the order was cancelled and kept, the payment
+        // finds no order of the caller's, and the stock is back.
+        let ok = match (code(&account), code(&payment)) {
+            (409, 201) => {
+                end == start - i64::from(QUANTITY)
+                    && shop.status(order).await.as_deref() == Some("paid")
+                    && shop.owner(order).await == Some(Some(user.id))
+                    && payments == 1
+                    && account.body["type"] == "/problems/account-has-open-orders"
+            }
+            (204, 401 | 404) => {
+                end == start && shop.cancelled_and_anonymised(order).await && payments == 0
+            }
+            _ => false,
+        } && shop.money_adds_up().await.is_ok();
         let (a, p) = (code(&account), code(&payment));
         expect(
             ok,
-            format!("account {a}, payment {p}, stock {start} -> {end}, expected {expected}"),
+            format!("account {a}, payment {p}, stock {start} -> {end}, payments {payments}"),
         )
     })
     .await;
@@ -293,19 +360,24 @@ async fn account_deletion_racing_a_checkout_leaves_no_stock_held(pool: MySqlPool
         let (account, checkout) =
             race(round, shop.delete_account(&user), shop.checkout(&user)).await;
         let end = shop.stock(mug).await;
-        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE user_id = ?")
+        let owned: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE user_id = ?")
             .bind(user.id)
             .fetch_one(shop.pool())
             .await
             .unwrap();
-        let ok = code(&account) == 204
-            && matches!(code(&checkout), 201 | 401 | 404 | 409)
-            && end == start
-            && left == 0;
+        // Checked out first: the deletion cancelled the new order and kept it.
+        let placed = match code(&checkout) {
+            201 => {
+                let order = checkout.body["id"].as_u64().unwrap();
+                shop.cancelled_and_anonymised(order).await
+            }
+            other => matches!(other, 401 | 404 | 409),
+        };
+        let ok = code(&account) == 204 && placed && end == start && owned == 0;
         let (a, c) = (code(&account), code(&checkout));
         expect(
             ok,
-            format!("account {a}, checkout {c}, stock {start} -> {end}, orders left {left}"),
+            format!("account {a}, checkout {c}, stock {start} -> {end}, orders owned {owned}"),
         )
     })
     .await;
@@ -430,7 +502,8 @@ async fn expiry_racing_account_deletion_returns_stock_once(pool: MySqlPool) {
         let (user, order) = expired_order(&shop, mug).await;
         let (_, account) = race(round, sweep(&shop), shop.delete_account(&user)).await;
         let end = shop.stock(mug).await;
-        let ok = code(&account) == 204 && end == start && shop.status(order).await.is_none();
+        let ok =
+            code(&account) == 204 && end == start && shop.cancelled_and_anonymised(order).await;
         expect(
             ok,
             format!("account {}, stock {start} -> {end}", code(&account)),
@@ -556,8 +629,10 @@ async fn a_read_racing_the_sweep_settles_once(pool: MySqlPool) {
 async fn product_deletion_racing_an_order_leaves_no_line_pointing_at_nothing(pool: MySqlPool) {
     let shop = Shop::new(pool);
     let admin = shop.products.admin().await;
-    let user = shop.orders.customer().await;
     rounds("product deletion × order", async |round| {
+        // A buyer each round: the orders placed stay pending, and a customer holds only so
+        // many at once.
+        let user = shop.orders.customer().await;
         let mug = shop.orders.product("Mug", PRICE, 10).await;
         let placing = shop
             .orders
@@ -581,6 +656,352 @@ async fn product_deletion_racing_an_order_leaves_no_line_pointing_at_nothing(poo
         expect(
             ok,
             format!("order {o}, deletion {d}, dangling lines {dangling}"),
+        )
+    })
+    .await;
+}
+
+// ---- money records: no deletion, of an account or an order, ever loses a payment.
+
+/// Runs three requests at once; which is polled first turns with the round, through all
+/// six orders.
+async fn race3<A, B, C>(
+    round: usize,
+    a: A,
+    b: B,
+    c: C,
+) -> (TestResponse, TestResponse, TestResponse)
+where
+    A: std::future::Future<Output = TestResponse>,
+    B: std::future::Future<Output = TestResponse>,
+    C: std::future::Future<Output = TestResponse>,
+{
+    match round % 6 {
+        0 => tokio::join!(a, b, c),
+        1 => {
+            let (a, c, b) = tokio::join!(a, c, b);
+            (a, b, c)
+        }
+        2 => {
+            let (b, a, c) = tokio::join!(b, a, c);
+            (a, b, c)
+        }
+        3 => {
+            let (b, c, a) = tokio::join!(b, c, a);
+            (a, b, c)
+        }
+        4 => {
+            let (c, a, b) = tokio::join!(c, a, b);
+            (a, b, c)
+        }
+        _ => {
+            let (c, b, a) = tokio::join!(c, b, a);
+            (a, b, c)
+        }
+    }
+}
+
+/// A customer's pending order for `QUANTITY` × `PRICE` (15.00) with 5.00 already paid.
+async fn partly_paid_order(shop: &Shop, product: u64) -> (TestUser, u64) {
+    let (user, order) = shop.pending_order(product).await;
+    shop.pay(&user, order, "5.00", None).await.expect(201);
+    (user, order)
+}
+
+/// The payment that completes a partly paid order, against the deletion of the account:
+/// either the order is paid and the account stays, or the order is cancelled with its
+/// first payment refunded, and kept.
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn account_deletion_racing_the_last_payment_keeps_every_payment(pool: MySqlPool) {
+    let shop = Shop::new(pool);
+    let mug = shop.orders.product("Mug", PRICE, 10_000).await;
+    rounds("account deletion × last payment", async |round| {
+        let start = shop.stock(mug).await;
+        let (user, order) = partly_paid_order(&shop, mug).await;
+        let (account, payment) = race(
+            round,
+            shop.delete_account(&user),
+            shop.pay(&user, order, "10.00", None),
+        )
+        .await;
+        let end = shop.stock(mug).await;
+        let (payments, completed) = (
+            shop.payments_of(order).await,
+            shop.completed_payments_of(order).await,
+        );
+        let ok = match (code(&account), code(&payment)) {
+            (409, 201) => {
+                end == start - i64::from(QUANTITY)
+                    && shop.status(order).await.as_deref() == Some("paid")
+                    && (payments, completed) == (2, 2)
+            }
+            (204, 401 | 404) => {
+                end == start
+                    && shop.cancelled_and_anonymised(order).await
+                    && (payments, completed) == (1, 0)
+            }
+            _ => false,
+        } && shop.money_adds_up().await.is_ok();
+        let (a, p) = (code(&account), code(&payment));
+        expect(
+            ok,
+            format!(
+                "account {a}, payment {p}, stock {start} -> {end}, payments {payments} ({completed} completed)"
+            ),
+        )
+    })
+    .await;
+}
+
+/// A partly paid order cancelled and deleted at once: cancelled it is, its payment
+/// refunded and kept, and the deletion refused whichever came first.
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn cancel_racing_deletion_of_a_partly_paid_order_keeps_the_refund(pool: MySqlPool) {
+    let shop = Shop::new(pool);
+    let mug = shop.orders.product("Mug", PRICE, 10_000).await;
+    rounds("cancel × deletion of a paid-into order", async |round| {
+        let start = shop.stock(mug).await;
+        let (user, order) = partly_paid_order(&shop, mug).await;
+        let (cancel, removal) = race(
+            round,
+            shop.cancel(&user, order),
+            shop.delete_order(&user, order),
+        )
+        .await;
+        let end = shop.stock(mug).await;
+        let (payments, completed) = (
+            shop.payments_of(order).await,
+            shop.completed_payments_of(order).await,
+        );
+        let ok = code(&cancel) == 200
+            && code(&removal) == 409
+            && removal.body["type"] == "/problems/order-has-payments"
+            && end == start
+            && shop.status(order).await.as_deref() == Some("cancelled")
+            && (payments, completed) == (1, 0)
+            && shop.money_adds_up().await.is_ok();
+        let (c, r) = (code(&cancel), code(&removal));
+        expect(
+            ok,
+            format!("cancel {c}, delete {r}, stock {start} -> {end}, payments {payments}"),
+        )
+    })
+    .await;
+}
+
+/// Account deletion, the last payment and a cancel, all at once on a partly paid order.
+/// Whatever the order of events: no payment is lost, money adds up, the stock is sold
+/// exactly when the order ends paid, and the account goes exactly when it does not.
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn account_deletion_payment_and_cancel_at_once(pool: MySqlPool) {
+    let shop = Shop::new(pool);
+    let mug = shop.orders.product("Mug", PRICE, 10_000).await;
+    rounds("account deletion × payment × cancel", async |round| {
+        let start = shop.stock(mug).await;
+        let (user, order) = partly_paid_order(&shop, mug).await;
+        let (account, payment, cancel) = race3(
+            round,
+            shop.delete_account(&user),
+            shop.pay(&user, order, "10.00", None),
+            shop.cancel(&user, order),
+        )
+        .await;
+        let end = shop.stock(mug).await;
+        let status = shop.status(order).await;
+        let (payments, completed) = (
+            shop.payments_of(order).await,
+            shop.completed_payments_of(order).await,
+        );
+        let paid = code(&payment) == 201;
+        let ok = payments == 1 + i64::from(paid)
+            && shop.money_adds_up().await.is_ok()
+            && match status.as_deref() {
+                // Paid first: the customer may not cancel it, the account may not go.
+                Some("paid") => {
+                    paid && code(&cancel) == 403
+                        && code(&account) == 409
+                        && completed == 2
+                        && end == start - i64::from(QUANTITY)
+                        && shop.user_exists(&user).await
+                }
+                // Cancelled, by the customer or by the deletion: nothing more is paid, the
+                // first payment is refunded, the stock is back and the order kept.
+                Some("cancelled") => {
+                    !paid
+                        && matches!(code(&payment), 401 | 404 | 409)
+                        && matches!(code(&cancel), 200 | 401 | 404)
+                        && code(&account) == 204
+                        && completed == 0
+                        && end == start
+                        && shop.cancelled_and_anonymised(order).await
+                        && !shop.user_exists(&user).await
+                }
+                _ => false,
+            };
+        let (a, p, c) = (code(&account), code(&payment), code(&cancel));
+        expect(
+            ok,
+            format!(
+                "account {a}, payment {p}, cancel {c}: {status:?}, stock {start} -> {end}, payments {payments} ({completed} completed)"
+            ),
+        )
+    })
+    .await;
+}
+
+/// Account deletion, order deletion and a payment in full, all at once on a pending order.
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn account_deletion_order_deletion_and_payment_at_once(pool: MySqlPool) {
+    let shop = Shop::new(pool);
+    let mug = shop.orders.product("Mug", PRICE, 10_000).await;
+    rounds("account deletion × order deletion × payment", async |round| {
+        let start = shop.stock(mug).await;
+        let (user, order) = shop.pending_order(mug).await;
+        let (account, removal, payment) = race3(
+            round,
+            shop.delete_account(&user),
+            shop.delete_order(&user, order),
+            shop.pay_in_full(&user, order),
+        )
+        .await;
+        let end = shop.stock(mug).await;
+        let status = shop.status(order).await;
+        let payments = shop.payments_of(order).await;
+        let ok = shop.money_adds_up().await.is_ok()
+            && match status.as_deref() {
+                // Paid first: kept with its payment; neither deletion may happen.
+                Some("paid") => {
+                    code(&payment) == 201
+                        && code(&removal) == 409
+                        && code(&account) == 409
+                        && payments == 1
+                        && end == start - i64::from(QUANTITY)
+                }
+                // The account went first: the order was cancelled and kept.
+                Some("cancelled") => {
+                    code(&account) == 204
+                        && matches!(code(&removal), 401 | 404)
+                        && matches!(code(&payment), 401 | 404)
+                        && payments == 0
+                        && end == start
+                        && shop.cancelled_and_anonymised(order).await
+                }
+                // The order was deleted first: no payment was ever made on it.
+                None => {
+                    code(&removal) == 204
+                        && code(&account) == 204
+                        && matches!(code(&payment), 401 | 404)
+                        && payments == 0
+                        && end == start
+                }
+                _ => false,
+            };
+        let (a, r, p) = (code(&account), code(&removal), code(&payment));
+        expect(
+            ok,
+            format!("account {a}, delete {r}, payment {p}: {status:?}, stock {start} -> {end}, payments {payments}"),
+        )
+    })
+    .await;
+}
+
+/// Account deletion, order deletion and a cancel at once: the stock comes back once.
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn account_deletion_order_deletion_and_cancel_at_once(pool: MySqlPool) {
+    let shop = Shop::new(pool);
+    let mug = shop.orders.product("Mug", PRICE, 10_000).await;
+    rounds(
+        "account deletion × order deletion × cancel",
+        async |round| {
+            let start = shop.stock(mug).await;
+            let (user, order) = shop.pending_order(mug).await;
+            let (account, removal, cancel) = race3(
+                round,
+                shop.delete_account(&user),
+                shop.delete_order(&user, order),
+                shop.cancel(&user, order),
+            )
+            .await;
+            let end = shop.stock(mug).await;
+            let kept = match shop.owner(order).await {
+                None => code(&removal) == 204,
+                Some(_) => shop.cancelled_and_anonymised(order).await,
+            };
+            let ok = code(&account) == 204
+                && matches!(code(&removal), 204 | 401 | 404)
+                && matches!(code(&cancel), 200 | 401 | 404)
+                && kept
+                && end == start;
+            let (a, r, c) = (code(&account), code(&removal), code(&cancel));
+            expect(
+                ok,
+                format!("account {a}, delete {r}, cancel {c}, stock {start} -> {end}"),
+            )
+        },
+    )
+    .await;
+}
+
+/// An idempotent payment whose account is deleted meanwhile: the key cannot be stored for
+/// an account that no longer exists, and the answer says so (401/404), never 500.
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn a_keyed_payment_racing_its_account_deletion_is_refused_cleanly(pool: MySqlPool) {
+    let shop = Shop::new(pool);
+    let mug = shop.orders.product("Mug", PRICE, 10_000).await;
+    rounds("account deletion × keyed payment", async |round| {
+        let start = shop.stock(mug).await;
+        let (user, order) = shop.pending_order(mug).await;
+        let (account, payment) = race(
+            round,
+            shop.delete_account(&user),
+            shop.pay(&user, order, "15.00", Some("pay-once")),
+        )
+        .await;
+        let end = shop.stock(mug).await;
+        let ok = match (code(&account), code(&payment)) {
+            (409, 201) => end == start - i64::from(QUANTITY),
+            (204, 401 | 404) => end == start && shop.cancelled_and_anonymised(order).await,
+            _ => false,
+        } && shop.money_adds_up().await.is_ok();
+        let (a, p) = (code(&account), code(&payment));
+        expect(
+            ok,
+            format!("account {a}, payment {p}, stock {start} -> {end}"),
+        )
+    })
+    .await;
+}
+
+/// An idempotent order whose account is deleted meanwhile: placed before (then cancelled
+/// by the deletion) or refused after (401/404), never 500, and no stock held either way.
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn a_keyed_order_racing_its_account_deletion_is_refused_cleanly(pool: MySqlPool) {
+    let shop = Shop::new(pool);
+    let mug = shop.orders.product("Mug", PRICE, 10_000).await;
+    rounds("account deletion × keyed order", async |round| {
+        let start = shop.stock(mug).await;
+        let user = shop.orders.customer().await;
+        let placing = shop
+            .orders
+            .post("/orders")
+            .token(&user.token)
+            .header("idempotency-key", "order-once")
+            .json(json!({"items": [{"product_id": mug, "quantity": QUANTITY}]}));
+        let (account, order) = race(round, shop.delete_account(&user), placing.send()).await;
+        let end = shop.stock(mug).await;
+        let ok = code(&account) == 204
+            && end == start
+            && match code(&order) {
+                201 => {
+                    let id = order.body["id"].as_u64().unwrap();
+                    shop.cancelled_and_anonymised(id).await
+                }
+                other => matches!(other, 401 | 404),
+            };
+        let (a, o) = (code(&account), code(&order));
+        expect(
+            ok,
+            format!("account {a}, order {o}, stock {start} -> {end}"),
         )
     })
     .await;

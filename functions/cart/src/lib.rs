@@ -7,12 +7,11 @@ use axum::response::Response;
 use axum::routing::{get, post, put};
 use domain::cart::{self, Cart, Checkout, SetQuantity};
 use domain::id::Id;
-use domain::orders::Actor;
 use domain::users;
 use web::auth::AuthUser;
 use web::error::ApiResult;
 use web::extract::{Json, OptionalJson, Path};
-use web::idempotency::{self, IdempotencyKey};
+use web::idempotency::{self, IdempotencyKey, Parties};
 use web::state::AppState;
 
 /// This function's routes, for Lambda ([`router`]) or for a host serving several functions.
@@ -82,14 +81,17 @@ async fn checkout(
     caller.require_self_or_admin(user_id.0)?;
     let user_id = user_id.0;
     users::require_existing_user(&state.pool, user_id).await?;
-    let hold = state.order_hold;
+    let limits = state.order_limits();
     let shipping = input.shipping();
-    let actor = Actor::of(&caller);
     let route = "POST /users/{user_id}/cart/checkout";
     let request = (user_id, input);
-    idempotency::create_once(&state.pool, caller.id, key, route, &request, move |tx| {
+    let parties = Parties {
+        caller: caller.id,
+        owner: Some(user_id),
+    };
+    idempotency::create_once(&state.pool, parties, key, route, &request, move |tx| {
         let shipping = shipping.clone();
-        Box::pin(async move { Ok(cart::checkout(tx, user_id, &shipping, actor, hold).await?) })
+        Box::pin(async move { Ok(cart::checkout(tx, &caller, user_id, &shipping, limits).await?) })
     })
     .await
 }

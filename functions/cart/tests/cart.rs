@@ -467,3 +467,192 @@ async fn stock_sold_out_during_checkout_keeps_the_cart(pool: MySqlPool) {
     assert_eq!(app.stock(mug).await, 5);
     assert_eq!(app.count("cart_items").await, 2, "the cart is not emptied");
 }
+
+/// `n` products of one unit each, and a cart line for each in `user`'s cart, written
+/// directly (as a cart filled before carts were limited could be).
+async fn fill(app: &TestApp, user: u64, n: usize) -> Vec<u64> {
+    let mut products = Vec::with_capacity(n);
+    for i in 0..n {
+        let id = app.product(&format!("Item {i}"), "1", 10).await;
+        sqlx::query("INSERT INTO cart_items (user_id, product_id, quantity) VALUES (?, ?, 1)")
+            .bind(user)
+            .bind(id)
+            .execute(app.pool())
+            .await
+            .unwrap();
+        products.push(id);
+    }
+    products
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn a_cart_holds_at_most_as_many_products_as_an_order(pool: MySqlPool) {
+    let app = app(pool);
+    let ada = app.customer().await;
+    let lines = fill(&app, ada.id, 100).await;
+    let extra = app.product("One too many", "1", 10).await;
+    let base = format!("/users/{}/cart", ada.id);
+
+    let refused = app
+        .put(&format!("{base}/items/{extra}"))
+        .token(&ada.token)
+        .json(json!({"quantity": 1}))
+        .send()
+        .await;
+    assert_eq!(refused.problem(409)["type"], "/problems/cart-full");
+    assert_eq!(cart_rows(&app).await, 100);
+    // A line already there can still change, and a freed line can be taken.
+    app.put(&format!("{base}/items/{}", lines[0]))
+        .token(&ada.token)
+        .json(json!({"quantity": 3}))
+        .send()
+        .await
+        .expect(200);
+    app.delete(&format!("{base}/items/{}", lines[1]))
+        .token(&ada.token)
+        .send()
+        .await
+        .expect(204);
+    let cart = app
+        .put(&format!("{base}/items/{extra}"))
+        .token(&ada.token)
+        .json(json!({"quantity": 1}))
+        .send()
+        .await
+        .expect(200)
+        .clone();
+    assert_eq!(cart["items"].as_array().unwrap().len(), 100);
+}
+
+/// Additions at once to a nearly full cart: the lines are counted under the user's row
+/// lock, so exactly enough of them get in.
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn parallel_additions_fill_a_cart_exactly(pool: MySqlPool) {
+    // A pool wide enough for every addition of a round to be in flight at once.
+    let wide = sqlx::mysql::MySqlPoolOptions::new()
+        .max_connections(16)
+        .connect_with((*pool.connect_options()).clone())
+        .await
+        .unwrap();
+    let app = Arc::new(TestApp::with_state(testkit::state(wide), cart::router));
+    let first = app.customer().await;
+    let lines = fill(&app, first.id, 97).await;
+    let mut extras = Vec::new();
+    for i in 0..12 {
+        extras.push(app.product(&format!("Extra {i}"), "1", 10).await);
+    }
+    const ROUNDS: usize = 8;
+    let mut broken = Vec::new();
+    for round in 0..ROUNDS {
+        let ada = Arc::new(app.customer().await);
+        sqlx::query(
+            "INSERT INTO cart_items (user_id, product_id, quantity)
+             SELECT ?, product_id, 1 FROM cart_items WHERE user_id = ?",
+        )
+        .bind(ada.id)
+        .bind(first.id)
+        .execute(app.pool())
+        .await
+        .unwrap();
+        let responses = in_parallel(12, |i| {
+            let (app, ada, product) = (app.clone(), ada.clone(), extras[i]);
+            async move {
+                let r = app
+                    .put(&format!("/users/{}/cart/items/{product}", ada.id))
+                    .token(&ada.token)
+                    .json(json!({"quantity": 1}))
+                    .send()
+                    .await;
+                (r.status.as_u16(), r.body["type"].clone())
+            }
+        })
+        .await;
+        let added = responses.iter().filter(|(s, _)| *s == 200).count();
+        let full = responses
+            .iter()
+            .filter(|(s, t)| *s == 409 && *t == "/problems/cart-full")
+            .count();
+        let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cart_items WHERE user_id = ?")
+            .bind(ada.id)
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+        if (added, full, held) != (3, 9, 100) {
+            broken.push(format!(
+                "round {round}: {added} added, {full} refused, {held} lines"
+            ));
+        }
+    }
+    assert_eq!(lines.len(), 97);
+    assert!(
+        broken.is_empty(),
+        "{} of {ROUNDS} rounds broke:\n{}",
+        broken.len(),
+        broken.join("\n")
+    );
+}
+
+/// A cart filled past the order limit (before carts were limited) is not ordered: an
+/// order has at most 100 lines, whatever made them.
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn checkout_refuses_a_cart_longer_than_an_order(pool: MySqlPool) {
+    let app = app(pool);
+    let ada = app.customer().await;
+    let lines = fill(&app, ada.id, 101).await;
+    let refused = app
+        .post(&format!("/users/{}/cart/checkout", ada.id))
+        .token(&ada.token)
+        .send()
+        .await;
+    let problem = refused.problem(409);
+    assert_eq!(problem["type"], "/problems/cart-not-orderable");
+    assert_eq!(problem["errors"][0]["field"], "items");
+    assert_eq!(app.count("orders").await, 0);
+    assert_eq!(cart_rows(&app).await, 101, "the cart is kept");
+    assert_eq!(app.stock(lines[0]).await, 10);
+    // One line less, and it is an order.
+    app.delete(&format!("/users/{}/cart/items/{}", ada.id, lines[100]))
+        .token(&ada.token)
+        .send()
+        .await
+        .expect(204);
+    let order = app
+        .post(&format!("/users/{}/cart/checkout", ada.id))
+        .token(&ada.token)
+        .send()
+        .await
+        .expect(201)
+        .clone();
+    assert_eq!(order["items"].as_array().unwrap().len(), 100);
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn checkout_counts_toward_the_pending_order_cap(pool: MySqlPool) {
+    let mut state = testkit::state(pool);
+    state.max_pending_orders = 2;
+    let app = TestApp::with_state(state, cart::router);
+    let ada = app.customer().await;
+    let mug = app.product("Mug", "4", 10).await;
+    let checkout = async || {
+        app.put(&format!("/users/{}/cart/items/{mug}", ada.id))
+            .token(&ada.token)
+            .json(json!({"quantity": 1}))
+            .send()
+            .await
+            .expect(200);
+        app.post(&format!("/users/{}/cart/checkout", ada.id))
+            .token(&ada.token)
+            .send()
+            .await
+    };
+    checkout().await.expect(201);
+    checkout().await.expect(201);
+    let refused = checkout().await;
+    assert_eq!(
+        refused.problem(409)["type"],
+        "/problems/too-many-pending-orders"
+    );
+    assert_eq!(cart_rows(&app).await, 1, "the cart is kept");
+    assert_eq!(app.count("orders").await, 2);
+    assert_eq!(app.stock(mug).await, 8);
+}

@@ -6,12 +6,12 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use domain::id::Id;
-use domain::orders::{self, Actor, NewOrder, Order, OrderQuery, OrderSummary, StatusChange};
+use domain::orders::{self, NewOrder, Order, OrderQuery, OrderSummary, StatusChange};
 use domain::page::Page;
 use web::auth::AuthUser;
 use web::error::ApiResult;
 use web::extract::{Json, Path, Query};
-use web::idempotency::{self, IdempotencyKey};
+use web::idempotency::{self, IdempotencyKey, Parties};
 use web::state::AppState;
 
 /// This function's routes, for Lambda ([`router`]) or for a host serving several functions.
@@ -33,21 +33,24 @@ async fn create(
     key: IdempotencyKey,
     Json(input): Json<NewOrder>,
 ) -> ApiResult<Response> {
-    let user_id = caller.acting_for(input.user_id.map(Id::get))?;
+    let owner = caller.acting_for(input.user_id.map(Id::get))?;
     let lines = orders::merge(&input.items);
     let shipping = input.shipping();
-    let actor = Actor::of(&caller);
-    let hold = state.order_hold;
+    let limits = state.order_limits();
+    let parties = Parties {
+        caller: caller.id,
+        owner: Some(owner),
+    };
     idempotency::create_once(
         &state.pool,
-        caller.id,
+        parties,
         key,
         "POST /orders",
         &input,
         move |tx| {
             let (lines, shipping) = (lines.clone(), shipping.clone());
             Box::pin(async move {
-                Ok(orders::place(tx, user_id, &lines, &shipping, actor, hold).await?)
+                Ok(orders::place(tx, &caller, owner, &lines, &shipping, limits).await?)
             })
         },
     )

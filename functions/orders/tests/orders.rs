@@ -450,12 +450,238 @@ async fn only_pending_or_cancelled_orders_can_be_deleted(pool: MySqlPool) {
 
     let paid = order(&app, &ada, json!([{"product_id": mug, "quantity": 1}])).await;
     set_status(&app, paid["id"].as_u64().unwrap(), "paid").await;
-    app.delete(&format!("/orders/{}", paid["id"]))
+    let refused = app
+        .delete(&format!("/orders/{}", paid["id"]))
         .token(&ada.token)
+        .send()
+        .await;
+    assert_eq!(
+        refused.problem(409)["type"],
+        "/problems/order-not-deletable"
+    );
+    assert_eq!(app.count("orders").await, 1);
+}
+
+/// A payment record, completed or refunded, is never destroyed: an order that has one
+/// cannot be deleted, whatever its status.
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn an_order_with_any_payment_record_cannot_be_deleted(pool: MySqlPool) {
+    let app = app(pool);
+    let ada = app.customer().await;
+    let admin = app.admin().await;
+    let mug = app.product("Mug", "4", 10).await;
+    let pay = async |order: &Value, amount: u32| {
+        sqlx::query("INSERT INTO payments (order_id, amount, method) VALUES (?, ?, 'card')")
+            .bind(order["id"].as_u64())
+            .bind(amount)
+            .execute(app.pool())
+            .await
+            .unwrap();
+        sqlx::query("UPDATE orders SET amount_paid = amount_paid + ? WHERE id = ?")
+            .bind(amount)
+            .bind(order["id"].as_u64())
+            .execute(app.pool())
+            .await
+            .unwrap();
+    };
+    let refused = async |order: &Value, who: &TestUser| {
+        let r = app
+            .delete(&format!("/orders/{}", order["id"]))
+            .token(&who.token)
+            .send()
+            .await;
+        assert_eq!(r.problem(409)["type"], "/problems/order-has-payments");
+    };
+
+    // Pending and partly paid: the payment is completed.
+    let partly = order(&app, &ada, json!([{"product_id": mug, "quantity": 3}])).await;
+    pay(&partly, 4).await;
+    refused(&partly, &ada).await;
+    refused(&partly, &admin).await;
+    assert_eq!(app.stock(mug).await, 7, "the stock stays held");
+    // Cancelled: the payment is refunded, and still a record.
+    app.put(&format!("/orders/{}", partly["id"]))
+        .token(&ada.token)
+        .json(json!({"status": "cancelled"}))
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(app.stock(mug).await, 10);
+    refused(&partly, &ada).await;
+    refused(&partly, &admin).await;
+    assert_eq!(app.count("orders").await, 1);
+    let statuses: Vec<String> =
+        sqlx::query_scalar("SELECT CAST(status AS CHAR) FROM payments WHERE order_id = ?")
+            .bind(partly["id"].as_u64())
+            .fetch_all(app.pool())
+            .await
+            .unwrap();
+    assert_eq!(statuses, ["refunded"]);
+    assert_eq!(app.stock(mug).await, 10, "and nothing moved");
+
+    // An expired one with a payment: settled by the system, and still not deletable; the
+    // settlement is kept.
+    let expired = order(&app, &ada, json!([{"product_id": mug, "quantity": 2}])).await;
+    pay(&expired, 1).await;
+    app.expire(expired["id"].as_u64().unwrap()).await;
+    refused(&expired, &ada).await;
+    let settled: String =
+        sqlx::query_scalar("SELECT CAST(status AS CHAR) FROM orders WHERE id = ?")
+            .bind(expired["id"].as_u64())
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    assert_eq!(settled, "cancelled");
+    assert_eq!(app.stock(mug).await, 10);
+}
+
+/// (201s, 409s with `too-many-pending-orders`, anything else) among `statuses`.
+fn tally(responses: &[(u16, Value)]) -> (usize, usize, Vec<u16>) {
+    let created = responses.iter().filter(|(s, _)| *s == 201).count();
+    let capped = responses
+        .iter()
+        .filter(|(s, body)| *s == 409 && body["type"] == "/problems/too-many-pending-orders")
+        .count();
+    let other = responses
+        .iter()
+        .filter(|(s, body)| {
+            *s != 201 && !(*s == 409 && body["type"] == "/problems/too-many-pending-orders")
+        })
+        .map(|(s, _)| *s)
+        .collect();
+    (created, capped, other)
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn a_customer_holds_at_most_max_pending_orders(pool: MySqlPool) {
+    let app = app(pool);
+    let ada = app.customer().await;
+    let admin = app.admin().await;
+    let mug = app.product("Mug", "4", 1000).await;
+    let one = json!({"items": [{"product_id": mug, "quantity": 1}]});
+    let mut placed = Vec::new();
+    for _ in 0..10 {
+        placed.push(
+            order(&app, &ada, one["items"].clone()).await["id"]
+                .as_u64()
+                .unwrap(),
+        );
+    }
+    let refused = app
+        .post("/orders")
+        .token(&ada.token)
+        .json(one.clone())
+        .send()
+        .await;
+    let problem = refused.problem(409);
+    assert_eq!(problem["type"], "/problems/too-many-pending-orders");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("10 pending orders")
+    );
+    // The owner is counted, whoever places the order: an admin ordering for Ada too.
+    let for_ada = json!({"user_id": ada.id, "items": one["items"]});
+    let by_admin = app
+        .post("/orders")
+        .token(&admin.token)
+        .json(for_ada.clone())
+        .send()
+        .await;
+    assert_eq!(
+        by_admin.problem(409)["type"],
+        "/problems/too-many-pending-orders"
+    );
+    assert_eq!(app.count("orders").await, 10);
+    assert_eq!(app.stock(mug).await, 990, "a refused order holds nothing");
+
+    // A cancelled, a paid and an expired order no longer count.
+    app.put(&format!("/orders/{}", placed[0]))
+        .token(&ada.token)
+        .json(json!({"status": "cancelled"}))
+        .send()
+        .await
+        .expect(200);
+    set_status(&app, placed[1], "paid").await;
+    app.expire(placed[2]).await;
+    for _ in 0..3 {
+        app.post("/orders")
+            .token(&admin.token)
+            .json(for_ada.clone())
+            .send()
+            .await
+            .expect(201);
+    }
+    app.post("/orders")
+        .token(&ada.token)
+        .json(one.clone())
         .send()
         .await
         .problem(409);
-    assert_eq!(app.count("orders").await, 1);
+    // The admin's own orders are theirs to count.
+    app.post("/orders")
+        .token(&admin.token)
+        .json(one)
+        .send()
+        .await
+        .expect(201);
+}
+
+/// Many orders of one customer at once: each counts the customer's pending orders under
+/// the customer's row lock, so exactly as many as the cap allows get through.
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn parallel_orders_of_one_customer_stop_exactly_at_the_cap(pool: MySqlPool) {
+    // A pool wide enough for every order of a round to be in flight at once.
+    let wide = sqlx::mysql::MySqlPoolOptions::new()
+        .max_connections(16)
+        .connect_with((*pool.connect_options()).clone())
+        .await
+        .unwrap();
+    let mut state = testkit::state(wide);
+    state.max_pending_orders = 3;
+    let app = Arc::new(TestApp::with_state(state, orders::router));
+    let mug = app.product("Mug", "4", 100_000).await;
+    const ROUNDS: usize = 16;
+    let mut broken = Vec::new();
+    for round in 0..ROUNDS {
+        let ada = Arc::new(app.customer().await);
+        let responses = in_parallel(12, |i| {
+            let (app, ada) = (app.clone(), ada.clone());
+            async move {
+                let mut call = app.post("/orders").token(&ada.token);
+                // Half with a key, half without: both paths count the same way.
+                if i % 2 == 0 {
+                    call = call.header("idempotency-key", &format!("k{i}"));
+                }
+                let r = call
+                    .json(json!({"items": [{"product_id": mug, "quantity": 1}]}))
+                    .send()
+                    .await;
+                (r.status.as_u16(), r.body)
+            }
+        })
+        .await;
+        let pending: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM orders WHERE user_id = ? AND status = 'pending'",
+        )
+        .bind(ada.id)
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+        let (created, capped, other) = tally(&responses);
+        if (created, capped, pending) != (3, 9, 3) || !other.is_empty() {
+            broken.push(format!(
+                "round {round}: {created} placed, {capped} refused, {other:?} else, {pending} pending"
+            ));
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "{} of {ROUNDS} rounds broke:\n{}",
+        broken.len(),
+        broken.join("\n")
+    );
 }
 
 #[sqlx::test(migrator = "domain::MIGRATOR")]
@@ -737,9 +963,13 @@ async fn crossing_orders_on_the_same_products_never_deadlock_into_errors(pool: M
     let app = Arc::new(app(pool));
     let a = app.product("A", "1", 1000).await;
     let b = app.product("B", "1", 1000).await;
-    let user = Arc::new(app.customer().await);
+    // A buyer each: one customer's orders take turns on their row.
+    let mut buyers = Vec::new();
+    for _ in 0..30 {
+        buyers.push(Arc::new(app.customer().await));
+    }
     let statuses = in_parallel(30, |i| {
-        let (app, user) = (app.clone(), user.clone());
+        let (app, user) = (app.clone(), buyers[i].clone());
         let items = if i % 2 == 0 {
             json!([{"product_id": a, "quantity": 1}, {"product_id": b, "quantity": 1}])
         } else {

@@ -11,7 +11,7 @@ use domain::payments::{self, NewPayment, Payment, PaymentQuery};
 use web::auth::AuthUser;
 use web::error::ApiResult;
 use web::extract::{Json, Path, Query};
-use web::idempotency::{self, IdempotencyKey};
+use web::idempotency::{self, IdempotencyKey, Parties};
 use web::state::AppState;
 
 /// This function's routes, for Lambda ([`router`]) or for a host serving several functions.
@@ -36,9 +36,13 @@ async fn create(
     // An order whose stock hold has run out is cancelled before anything is paid on it.
     orders::settle(&state.pool, input.order_id.get()).await?;
     let request = input.clone();
+    let parties = Parties {
+        caller: caller.id,
+        owner: None,
+    };
     idempotency::create_once(
         &state.pool,
-        caller.id,
+        parties,
         key,
         "POST /payments",
         &request,

@@ -60,8 +60,12 @@ async fn order(pool: &MySqlPool, user: u64, lines: &[(u64, u32)]) -> u64 {
     platform::db::transaction(pool, move |tx| {
         let lines = lines.clone();
         Box::pin(async move {
-            let (hold, actor) = (HOLD, domain::orders::Actor::Customer);
-            domain::orders::create_in(tx, user, &lines, None, actor, hold).await
+            let limits = domain::orders::Limits {
+                hold: HOLD,
+                max_pending: 1000,
+            };
+            let actor = domain::orders::Actor::Customer;
+            domain::orders::create_in(tx, user, &lines, None, actor, limits).await
         })
     })
     .await

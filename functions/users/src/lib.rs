@@ -94,7 +94,7 @@ async fn remove(
     Path(id): Path<Id>,
 ) -> ApiResult<impl IntoResponse> {
     caller.require_self_or_admin(id.0)?;
-    users::delete(&state.pool, id.0).await?;
+    users::delete(&state.pool, caller, id.0).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

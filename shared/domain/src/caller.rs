@@ -30,9 +30,14 @@ impl Caller {
         self.require_owner_or_admin(user_id, "user")
     }
 
-    /// Resources that belong to a user (orders, payments): another customer's is "not found".
-    pub fn require_owner_or_admin(&self, owner_id: u64, what: &'static str) -> Result<(), Error> {
-        if self.is_admin() || self.id == owner_id {
+    /// Resources that belong to a user (orders, payments): another customer's is "not found",
+    /// and so is one whose owner deleted their account (`None`), which only admins may see.
+    pub fn require_owner_or_admin(
+        &self,
+        owner_id: impl Into<Option<u64>>,
+        what: &'static str,
+    ) -> Result<(), Error> {
+        if self.is_admin() || owner_id.into() == Some(self.id) {
             Ok(())
         } else {
             Err(Error::NotFound(what))

@@ -1,20 +1,20 @@
 //! Carts: one per user, priced at the products' current prices, turned into an order at
 //! checkout under the same rules as `POST /orders`.
 
-use std::time::Duration;
-
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sqlx::MySqlPool;
 
 use crate::addresses::{self, PostalAddress, Shipping};
+use crate::caller::Caller;
 use crate::error::{Conflict, Error, FieldError, Result};
 use crate::id::Id;
 use crate::money::Money;
-use crate::orders::create::cart_not_orderable;
-use crate::orders::{Actor, MAX_QUANTITY, Placed};
+use crate::orders::create::{Limits, Placed, admit, cart_not_orderable};
+use crate::orders::history::Actor;
+use crate::orders::model::{MAX_LINES, MAX_QUANTITY};
 use crate::validate::{Checks, Validate, whole};
-use platform::db::Tx;
+use platform::db::{self, Tx};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CartLine {
@@ -112,16 +112,34 @@ pub async fn get(pool: &MySqlPool, user_id: u64) -> Result<Cart> {
     })
 }
 
-/// Sets a line's quantity. Unknown product → 404; more than the stock → 409.
+/// Sets a line's quantity. Unknown product → 404; more than the stock → 409; a new line
+/// in a cart that already holds [`MAX_LINES`] → 409. The user row is locked (exclusive)
+/// while the lines are counted, so parallel additions cannot pass the limit together, and
+/// so that a user deleted meanwhile is a 404 rather than a broken reference.
 pub async fn set_line(
     pool: &MySqlPool,
     user_id: u64,
     product_id: u64,
     quantity: u32,
 ) -> Result<Cart> {
-    crate::users::require_existing_user(pool, user_id).await?;
+    db::transaction(pool, |tx| {
+        Box::pin(async move { set_line_in(tx, user_id, product_id, quantity).await })
+    })
+    .await?;
+    get(pool, user_id).await
+}
+
+async fn set_line_in(
+    tx: &mut Tx<'static>,
+    user_id: u64,
+    product_id: u64,
+    quantity: u32,
+) -> Result<()> {
+    if !crate::stock::lock_user_exclusive(tx, user_id).await? {
+        return Err(Error::NotFound("user"));
+    }
     let product = sqlx::query!("SELECT stock, price FROM products WHERE id = ?", product_id)
-        .fetch_optional(pool)
+        .fetch_optional(&mut **tx)
         .await?
         .ok_or(Error::NotFound("product"))?;
     let stock = product.stock;
@@ -135,16 +153,25 @@ pub async fn set_line(
             )],
         });
     }
-    let others = sqlx::query_scalar!(
-        r#"SELECT CAST(COALESCE(SUM(p.price * c.quantity), 0) AS DECIMAL(20, 2)) AS "total!: Decimal"
+    let others = sqlx::query!(
+        r#"SELECT COUNT(*) AS "lines!: i64",
+                  CAST(COALESCE(SUM(p.price * c.quantity), 0) AS DECIMAL(20, 2)) AS "total!: Decimal"
            FROM cart_items c JOIN products p ON p.id = c.product_id
            WHERE c.user_id = ? AND c.product_id <> ?"#,
         user_id,
         product_id
     )
-    .fetch_one(pool)
+    .fetch_one(&mut **tx)
     .await?;
-    if others + product.price * Decimal::from(quantity) > crate::money::MAX {
+    if others.lines >= MAX_LINES as i64 {
+        return Err(Error::conflict(
+            Conflict::CartFull,
+            format!(
+                "A cart holds at most {MAX_LINES} products, as an order does; remove one first."
+            ),
+        ));
+    }
+    if others.total + product.price * Decimal::from(quantity) > crate::money::MAX {
         return Err(Error::Conflict {
             kind: Conflict::CartTotalTooLarge,
             detail: "The cart total would exceed 99999999.99.".into(),
@@ -161,17 +188,17 @@ pub async fn set_line(
         product_id,
         quantity
     )
-    .execute(pool)
+    .execute(&mut **tx)
     .await
     .map_err(|err| {
-        // The product was deleted between the check and the insert.
+        // The product was deleted between the check and the insert (the user is locked).
         if platform::db::is_foreign_key_violation(&err) {
             Error::NotFound("product")
         } else {
             err.into()
         }
     })?;
-    get(pool, user_id).await
+    Ok(())
 }
 
 pub async fn remove_line(pool: &MySqlPool, user_id: u64, product_id: u64) -> Result<()> {
@@ -197,20 +224,26 @@ pub async fn clear(pool: &MySqlPool, user_id: u64) -> Result<()> {
     Ok(())
 }
 
-/// Turns the cart into an order holding its stock for `hold` inside `tx` and empties it:
-/// what checkout answers. Stock is checked again here, since it may have moved since the
-/// lines were set. The user row is locked before the cart (the lock order of
-/// `crate::stock`), so the account cannot be deleted under the checkout. As for
-/// `POST /orders`, the caller takes the stock last, right before committing.
+/// Turns `user_id`'s cart into an order inside `tx`, for `caller`, and empties it: what
+/// checkout answers. The owner is admitted first (locked, their pending orders counted;
+/// see [`crate::orders::create::admit`]), then the cart lines are locked (the lock order of
+/// `crate::stock`). Stock is checked again here, since it may have moved since the lines
+/// were set. As for `POST /orders`, the caller takes the stock last, right before
+/// committing. A cart of more lines than an order may have (one filled before carts were
+/// limited) is refused, 409, rather than ordered.
 pub async fn checkout(
     tx: &mut Tx<'static>,
+    caller: &Caller,
     user_id: u64,
     shipping: &Shipping,
-    actor: Actor,
-    hold: Duration,
+    limits: Limits,
 ) -> Result<Placed> {
-    if !crate::stock::lock_user_shared(tx, user_id).await? {
-        return Err(Error::NotFound("user"));
+    if !admit(tx, user_id, limits.max_pending).await? {
+        return Err(if user_id == caller.id {
+            Error::AccountGone
+        } else {
+            Error::NotFound("user")
+        });
     }
     let lines: Vec<(u64, u32)> = sqlx::query!(
         "SELECT product_id, quantity FROM cart_items WHERE user_id = ? ORDER BY product_id FOR UPDATE",
@@ -224,15 +257,26 @@ pub async fn checkout(
     if lines.is_empty() {
         return Err(Error::conflict(Conflict::EmptyCart, "The cart is empty."));
     }
+    if lines.len() > MAX_LINES {
+        return Err(cart_not_orderable(vec![FieldError::new(
+            "items",
+            format!(
+                "the cart has {} lines; an order has at most {MAX_LINES}",
+                lines.len()
+            ),
+        )]));
+    }
     // A wrong address is the request's fault (400), not the cart's.
     let ship = shipping.resolve(tx, user_id).await?;
-    let placed = crate::orders::prepare(tx, user_id, &lines, ship.as_ref(), actor, hold)
-        .await
-        .map_err(|err| match err {
-            Error::Invalid(errors) => cart_not_orderable(errors),
-            other => other,
-        })?
-        .blamed_on_cart();
+    let actor = Actor::of(caller);
+    let placed =
+        crate::orders::create::prepare(tx, user_id, &lines, ship.as_ref(), actor, limits.hold)
+            .await
+            .map_err(|err| match err {
+                Error::Invalid(errors) => cart_not_orderable(errors),
+                other => other,
+            })?
+            .blamed_on_cart();
     sqlx::query!("DELETE FROM cart_items WHERE user_id = ?", user_id)
         .execute(&mut **tx)
         .await?;

@@ -36,6 +36,12 @@ pub enum Conflict {
     OrderExpired,
     Overpayment,
     AddressLimit,
+    /// An account with orders the shop still owes goods on (paid, processing, shipped).
+    AccountHasOpenOrders,
+    /// The order's owner already holds as many pending orders as a customer may.
+    TooManyPendingOrders,
+    /// The cart already holds as many lines as an order may have.
+    CartFull,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +58,9 @@ pub enum Error {
     /// A login with a wrong email or password (the same answer for both).
     #[error("wrong credentials")]
     WrongCredentials,
+    /// The caller's account was deleted while the request ran: its token names no one now.
+    #[error("the caller's account no longer exists")]
+    AccountGone,
     #[error("conflict ({kind:?}): {detail}")]
     Conflict {
         kind: Conflict,

@@ -221,7 +221,8 @@ pub async fn list_for_order(
     }))
 }
 
-async fn order_owner(pool: &MySqlPool, order_id: u64) -> Result<u64> {
+/// The owner of an order: `None` for an anonymised one (its customer deleted their account).
+async fn order_owner(pool: &MySqlPool, order_id: u64) -> Result<Option<u64>> {
     sqlx::query_scalar!("SELECT user_id FROM orders WHERE id = ?", order_id)
         .fetch_optional(pool)
         .await?

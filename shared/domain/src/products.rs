@@ -343,15 +343,14 @@ pub async fn update(pool: &MySqlPool, id: u64, patch: ProductPatch) -> Result<Pr
     get(pool, id).await
 }
 
-/// Past orders keep their lines: `order_items.product_id` becomes NULL, name and price stay.
 /// Deletes a product. Lines of orders that bought it keep their name and price and lose
 /// the link; cart lines and reviews go with it.
 pub async fn delete(pool: &MySqlPool, id: u64) -> Result<()> {
     platform::db::transaction(pool, |tx| {
         Box::pin(async move {
+            remove_from_carts(tx, id).await?;
             // Done here, not by a foreign key: a key from order lines to products would
-            // lock a product row while an order is written, long before its stock is taken
-            // (see `crate::stock`). Order lines first, as placing an order takes them.
+            // lock a product row while an order is written, long before its stock is taken.
             sqlx::query!(
                 "UPDATE order_items SET product_id = NULL WHERE product_id = ?",
                 id
@@ -368,6 +367,26 @@ pub async fn delete(pool: &MySqlPool, id: u64) -> Result<()> {
         })
     })
     .await
+}
+
+/// Cart lines leave with their product, first: checkout takes cart lines before order
+/// lines and products (see `crate::stock`), and so must this, or the two deadlock. They are
+/// found by a plain read and deleted by primary key, as checkout locks them (through the
+/// product index, each line's index entry would be locked before its row, the opposite
+/// order). A line added after the read goes by cascade with the product.
+async fn remove_from_carts(tx: &mut platform::db::Tx<'static>, id: u64) -> Result<()> {
+    let holders = sqlx::query_scalar!("SELECT user_id FROM cart_items WHERE product_id = ?", id)
+        .fetch_all(&mut **tx)
+        .await?;
+    for users in holders.chunks(1000) {
+        let mut delete: QueryBuilder<MySql> = QueryBuilder::new(
+            "DELETE c FROM cart_items AS c FORCE INDEX (PRIMARY) WHERE c.product_id = ",
+        );
+        delete.push_bind(id).push(" AND c.user_id IN (");
+        crate::stock::push_ids(&mut delete, users);
+        delete.build().execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 fn unknown_category(err: sqlx::Error) -> Error {

@@ -6,9 +6,12 @@
 //! only on rows it has locked (a locking read sees the latest committed row; a plain read
 //! may see a snapshot from before a concurrent commit):
 //!
-//! 1. the user the work is for: shared (`LOCK IN SHARE MODE`, which MariaDB and MySQL both
-//!    accept) to act for them, `FOR UPDATE` to delete them;
-//! 2. their idempotency key (its insert also holds the user row, through the foreign key);
+//! 1. the users the work is for, in ascending id order: exclusive (`FOR UPDATE`) when
+//!    something of theirs is counted under it (pending orders, cart lines, addresses) and to
+//!    delete an account, shared (`LOCK IN SHARE MODE`, which MariaDB and MySQL both
+//!    accept) merely to act for them;
+//! 2. their idempotency key (its insert also holds the caller's row, through the foreign
+//!    key);
 //! 3. their cart lines;
 //! 4. order rows, `FOR UPDATE`, before anything is decided about them;
 //! 5. product rows, in ascending id order (stock and rating updates);
@@ -20,13 +23,38 @@
 //! without locking any product (order lines have no foreign key to products for that
 //! reason), then takes every product row at once in one guarded `UPDATE`, its last
 //! statement, because those rows are what every buyer of a popular product queues on.
-//! Its inserted rows are its own, so only product deletion, which takes the lines of the
-//! product before the product, meets it there, and in the same order. So two paths touching the same order
-//! queue on its row and the second acts on what the first committed: a cancel and an
-//! account deletion return an order's stock once, not twice; a payment cannot land on an
-//! order that a deletion has already decided to remove. Deadlocks between paths are then
-//! impossible by construction; the retry in [`platform::db::transaction`] remains for the
-//! ones MySQL reports for gap locks on inserts.
+//! Its inserted rows are its own, so only product deletion meets it there, and in the same
+//! order: deleting a product takes its cart lines, then its order lines, then the product,
+//! as checkout takes the cart lines, writes order lines and takes the products last. So two
+//! paths touching the same order queue on its row and the second acts on what the first
+//! committed: a cancel and an account deletion return an order's stock once, not twice; a
+//! payment cannot land on an order that a deletion has already decided to remove.
+//!
+//! # Why the owner of a new order is locked exclusively
+//!
+//! A customer may hold only so many pending orders, and a cart only so many lines; both
+//! are counted under the user's row lock. A shared lock does not serialise two counts: two
+//! orders of one customer would each hold it, each count nine pending orders, and both
+//! place a tenth. An exclusive lock makes one customer's order placements (and cart
+//! changes) take turns, while different customers never wait on each other. The mode is
+//! chosen up front, before the idempotency key: the key's insert takes the caller's row
+//! shared through its foreign key, and two requests that each hold a shared lock and then
+//! ask for the exclusive one wait for each other forever (see [`lock_parties`]).
+//!
+//! # No locks on gaps
+//!
+//! Under repeatable read, a locking read or a delete that finds no row locks the gap where
+//! the row would be, and a range read through a secondary index locks the gaps around what
+//! it finds; every insert into such a gap waits. Neighbouring users' first idempotency keys
+//! would queue on each other, or deadlock when two requests hold the same gap and both
+//! insert. So an idempotency key is claimed by inserting it (a duplicate locks the existing
+//! row), never by looking for it first; and the deletions that lock many rows (a user's
+//! orders, a product's cart lines) read which rows they are, then lock them by primary key.
+//!
+//! The tests in `tools/tests/deadlocks.rs` race the paths that meet on the same rows and
+//! check that none of them needs the retry in [`platform::db::transaction`]. The retry
+//! remains as a safety net for what they cannot force, such as a cart line added in the
+//! instant between a product deletion's read of its cart lines and the product's removal.
 
 use std::collections::BTreeMap;
 
@@ -46,12 +74,40 @@ pub async fn lock_user_shared(tx: &mut Tx<'static>, user_id: u64) -> Result<bool
     Ok(found.is_some())
 }
 
-/// Level 1: the user row, exclusive (account deletion). Returns whether the user exists.
+/// Level 1: the user row, exclusive (a new order or cart line is counted under it; account
+/// deletion). Returns whether the user exists.
 pub async fn lock_user_exclusive(tx: &mut Tx<'static>, user_id: u64) -> Result<bool, sqlx::Error> {
     let found = sqlx::query_scalar!("SELECT id FROM users WHERE id = ? FOR UPDATE", user_id)
         .fetch_optional(&mut **tx)
         .await?;
     Ok(found.is_some())
+}
+
+/// Level 1 for a request by `caller` for `owner` (the owner of a new order, locked
+/// exclusively), before its idempotency key: both rows in ascending id order, the caller's
+/// shared unless it is the owner. Returns whether the caller's row exists.
+pub async fn lock_parties(
+    tx: &mut Tx<'static>,
+    caller: u64,
+    owner: Option<u64>,
+) -> Result<bool, sqlx::Error> {
+    let mut rows = vec![(caller, owner == Some(caller))];
+    if let Some(owner) = owner.filter(|owner| *owner != caller) {
+        rows.push((owner, true));
+    }
+    rows.sort_unstable();
+    let mut caller_exists = false;
+    for (id, exclusive) in rows {
+        let found = if exclusive {
+            lock_user_exclusive(tx, id).await?
+        } else {
+            lock_user_shared(tx, id).await?
+        };
+        if id == caller {
+            caller_exists = found;
+        }
+    }
+    Ok(caller_exists)
 }
 
 /// Units to add to (or take from) each product, kept sorted by product id so that the

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
@@ -114,6 +115,16 @@ fn mysql_code(err: &sqlx::Error) -> Option<u16> {
 /// How many times a transaction that hit a deadlock or lock timeout is run again.
 pub const MAX_ATTEMPTS: u32 = 5;
 
+/// Transactions run again by [`transaction`] since the process started. A retry hides a
+/// deadlock from the client but not its cost; the lock order of the domain is meant to
+/// make them rare, and tests read this to prove a path never needs one.
+static RETRIES: AtomicU64 = AtomicU64::new(0);
+
+/// How many transactions [`transaction`] has run again since the process started.
+pub fn retries() -> u64 {
+    RETRIES.load(Ordering::Relaxed)
+}
+
 /// Runs `work` in a fresh transaction, committing on success and retrying the whole
 /// transaction on deadlock or lock wait timeout (with a short, growing pause).
 /// The closure gets the transaction and must leave committing to this function.
@@ -135,6 +146,7 @@ where
         };
         match result {
             Err(err) if err.is_retryable() && attempt < MAX_ATTEMPTS => {
+                RETRIES.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(
                     attempt,
                     "transaction hit a deadlock or lock timeout; retrying"

@@ -26,6 +26,7 @@ pub fn state(pool: MySqlPool) -> AppState {
         )),
         credentials: None,
         order_hold: platform::config::DEFAULT_ORDER_HOLD,
+        max_pending_orders: platform::config::DEFAULT_MAX_PENDING_ORDERS,
     }
 }
 

@@ -57,7 +57,7 @@ impl ApiError {
         match self {
             Self::Domain(err) => match err {
                 Error::Invalid(_) => StatusCode::BAD_REQUEST,
-                Error::WrongCredentials => StatusCode::UNAUTHORIZED,
+                Error::WrongCredentials | Error::AccountGone => StatusCode::UNAUTHORIZED,
                 Error::Forbidden(_) => StatusCode::FORBIDDEN,
                 Error::NotFound(_) => StatusCode::NOT_FOUND,
                 Error::Conflict { .. } => StatusCode::CONFLICT,
@@ -80,7 +80,7 @@ impl ApiError {
         match self {
             Self::Domain(err) => match err {
                 Error::Invalid(_) => "validation-error",
-                Error::WrongCredentials => "unauthorized",
+                Error::WrongCredentials | Error::AccountGone => "unauthorized",
                 Error::Forbidden(_) => "forbidden",
                 Error::NotFound(_) => "not-found",
                 Error::Conflict { kind, .. } => conflict_kind(*kind),
@@ -104,6 +104,7 @@ impl ApiError {
             Self::Domain(err) => match err {
                 Error::Invalid(_) => "The request has invalid fields.".into(),
                 Error::WrongCredentials => "The email or password is wrong.".into(),
+                Error::AccountGone => "The access token has been revoked.".into(),
                 Error::Forbidden(detail) => (*detail).into(),
                 Error::NotFound(what) => format!("The {what} does not exist."),
                 Error::Conflict { detail, .. } => detail.clone(),
@@ -149,6 +150,9 @@ fn conflict_kind(kind: Conflict) -> &'static str {
         Conflict::OrderExpired => "order-expired",
         Conflict::Overpayment => "overpayment",
         Conflict::AddressLimit => "address-limit",
+        Conflict::AccountHasOpenOrders => "account-has-open-orders",
+        Conflict::TooManyPendingOrders => "too-many-pending-orders",
+        Conflict::CartFull => "cart-full",
     }
 }
 
@@ -206,7 +210,7 @@ impl IntoResponse for ApiError {
         let mut response = render(status, self.kind(), self.detail(), self.errors());
         let headers = response.headers_mut();
         match &self {
-            Self::Unauthorized(_) | Self::Domain(Error::WrongCredentials) => {
+            Self::Unauthorized(_) | Self::Domain(Error::WrongCredentials | Error::AccountGone) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             Self::Domain(Error::Throttled { retry_after_secs }) => {

@@ -14,7 +14,9 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use domain::error::Error;
 use domain::housekeeping::IDEMPOTENCY_TTL_HOURS;
+use domain::stock;
 use platform::db::{self, Tx, TxFuture};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -124,14 +126,23 @@ fn is_stored(err: &ApiError) -> bool {
         && status != StatusCode::TOO_MANY_REQUESTS
 }
 
+/// Who an idempotent request is by and for: the caller (whose key it is) and, when the
+/// work creates something for a user who is counted under their row (a new order's owner),
+/// that user. See `domain::stock::lock_parties`.
+#[derive(Debug, Clone, Copy)]
+pub struct Parties {
+    pub caller: u64,
+    pub owner: Option<u64>,
+}
+
 /// The one way the API creates under an `Idempotency-Key`: `create` runs in a transaction
-/// at most once per (user, key), and its resource is answered `201` with `Location`. A retry
-/// with the same key and request gets the stored response; another request under the same
-/// key is 409. Without a key, `create` simply runs (retried on deadlock like any other
+/// at most once per (caller, key), and its resource is answered `201` with `Location`. A
+/// retry with the same key and request gets the stored response; another request under the
+/// same key is 409. Without a key, `create` simply runs (retried on deadlock like any other
 /// transaction).
 pub async fn create_once<T, F>(
     pool: &MySqlPool,
-    user_id: u64,
+    parties: Parties,
     key: IdempotencyKey,
     route: &'static str,
     request: &impl Serialize,
@@ -141,14 +152,14 @@ where
     T: Resource,
     F: for<'t> Fn(&'t mut Tx<'static>) -> TxFuture<'t, T, ApiError> + Clone + Send + Sync + 'static,
 {
-    run_once(pool, user_id, key, route, request, create)
+    run_once(pool, parties, key, route, request, create)
         .await
         .map(IntoResponse::into_response)
 }
 
 async fn run_once<T, F>(
     pool: &MySqlPool,
-    user_id: u64,
+    parties: Parties,
     key: IdempotencyKey,
     route: &'static str,
     request: &impl Serialize,
@@ -171,9 +182,17 @@ where
         return StoredResponse::created(&created);
     };
     let hash = request_hash(route, request)?;
+    let user_id = parties.caller;
     db::transaction(pool, |tx| {
         let (key, hash, work) = (key.clone(), hash.clone(), work.clone());
         Box::pin(async move {
+            // The users first (level 1 of the lock order), in the modes the work needs: the
+            // key's insert would otherwise take the caller's row shared, and the work could
+            // then have to upgrade it. A caller deleted since the token was checked is a 401,
+            // not a key pointing at no one.
+            if !stock::lock_parties(tx, parties.caller, parties.owner).await? {
+                return Err(Error::AccountGone.into());
+            }
             if let Some(stored) = claim(tx, user_id, &key, route, &hash).await? {
                 return Ok(stored);
             }
@@ -226,7 +245,16 @@ async fn store(
     Ok(())
 }
 
-/// Inserts the key, or returns the response stored under it by an earlier request.
+/// Inserts the key, or returns the response stored under it by an earlier request. A key
+/// older than the retention period is claimed afresh.
+///
+/// The insert locks the key's own row, whether it creates it or finds it (on a duplicate,
+/// `ON DUPLICATE KEY UPDATE` takes the existing row exclusively), and the row is then read
+/// by its primary key: nothing on this path looks for a row that may not exist, which
+/// would lock the gap around it and make neighbouring users' first keys wait on each other
+/// (see `domain::stock`). A duplicate arriving while the first request runs waits on the
+/// row; once the first commits it reads the stored response, and if the first rolled back
+/// its insert goes ahead instead.
 async fn claim(
     tx: &mut Tx<'static>,
     user_id: u64,
@@ -235,43 +263,51 @@ async fn claim(
     hash: &str,
 ) -> ApiResult<Option<StoredResponse>> {
     sqlx::query(
-        "DELETE FROM idempotency_keys
-         WHERE user_id = ? AND idempotency_key = ? AND created_at < UTC_TIMESTAMP(6) - INTERVAL ? HOUR",
-    )
-    .bind(user_id)
-    .bind(key)
-    .bind(IDEMPOTENCY_TTL_HOURS)
-    .execute(&mut **tx)
-    .await?;
-    let inserted = sqlx::query(
         "INSERT INTO idempotency_keys (user_id, idempotency_key, route, request_hash, response_status, response_body)
-         VALUES (?, ?, ?, ?, 0, '')",
+         VALUES (?, ?, ?, ?, 0, '')
+         ON DUPLICATE KEY UPDATE user_id = user_id",
     )
     .bind(user_id)
     .bind(key)
     .bind(route)
     .bind(hash)
     .execute(&mut **tx)
-    .await;
-    match inserted {
-        Ok(_) => return Ok(None),
-        Err(err) if db::is_unique_violation(&err) => {}
-        Err(err) => return Err(err.into()),
-    }
-    let (stored_route, stored_hash, status, location, body): (
+    .await?;
+    let (stored_route, stored_hash, status, location, body, expired): (
         String,
         String,
         u16,
         Option<String>,
         String,
+        bool,
     ) = sqlx::query_as(
-        "SELECT route, request_hash, response_status, response_location, response_body
-             FROM idempotency_keys WHERE user_id = ? AND idempotency_key = ? FOR UPDATE",
+        "SELECT route, request_hash, response_status, response_location, response_body,
+                created_at < UTC_TIMESTAMP(6) - INTERVAL ? HOUR
+         FROM idempotency_keys WHERE user_id = ? AND idempotency_key = ? FOR UPDATE",
     )
+    .bind(IDEMPOTENCY_TTL_HOURS)
     .bind(user_id)
     .bind(key)
     .fetch_one(&mut **tx)
     .await?;
+    // Every committed key carries a response; a status of 0 is the row just inserted.
+    if status == 0 {
+        return Ok(None);
+    }
+    if expired {
+        sqlx::query(
+            "UPDATE idempotency_keys SET route = ?, request_hash = ?, response_status = 0,
+                 response_location = NULL, response_body = '', created_at = UTC_TIMESTAMP(6)
+             WHERE user_id = ? AND idempotency_key = ?",
+        )
+        .bind(route)
+        .bind(hash)
+        .bind(user_id)
+        .bind(key)
+        .execute(&mut **tx)
+        .await?;
+        return Ok(None);
+    }
     if stored_route != route || stored_hash != hash {
         return Err(ApiError::IdempotencyKeyReused);
     }

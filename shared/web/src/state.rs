@@ -16,6 +16,8 @@ pub struct AppState {
     pub credentials: Option<Arc<RotatingCredentials>>,
     /// How long a new pending order holds its stock.
     pub order_hold: Duration,
+    /// How many pending orders one customer may hold at once.
+    pub max_pending_orders: u32,
 }
 
 impl AppState {
@@ -30,6 +32,15 @@ impl AppState {
             )),
             credentials: config.database.credentials.clone(),
             order_hold: config.order_hold,
+            max_pending_orders: config.max_pending_orders,
+        }
+    }
+
+    /// What every new order is held to (its stock hold, the cap on pending orders).
+    pub fn order_limits(&self) -> domain::orders::Limits {
+        domain::orders::Limits {
+            hold: self.order_hold,
+            max_pending: self.max_pending_orders,
         }
     }
 

@@ -7,9 +7,10 @@ use testkit::TestApp;
 pub struct Shop {
     pub users: TestApp,
     pub orders: TestApp,
+    // Not every test file pays or deletes products.
+    #[allow(dead_code)]
     pub payments: TestApp,
     pub cart: TestApp,
-    // Not every test file deletes products.
     #[allow(dead_code)]
     pub products: TestApp,
 }

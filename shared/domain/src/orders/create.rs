@@ -19,6 +19,7 @@ use super::history::{self, Actor};
 use super::model::{Order, OrderLine};
 use super::status::Status;
 use crate::addresses::{PostalAddress, Shipping};
+use crate::caller::Caller;
 use crate::error::{Conflict, Error, FieldError, Result};
 use crate::money::Money;
 use crate::stock;
@@ -82,14 +83,57 @@ impl Serialize for Placed {
     }
 }
 
+/// What the shop's configuration says about every new order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// How long a pending order holds its stock.
+    pub hold: Duration,
+    /// How many pending orders one customer (the owner, whoever places them) may hold.
+    pub max_pending: u32,
+}
+
+/// Level 1 for a new order (see [`crate::stock`]): the owner's row, exclusive, then their
+/// pending orders counted against `max_pending` (409 when the new one would pass it).
+/// Returns false when the owner does not exist.
+///
+/// Every path that places an order for this owner takes the same exclusive lock first, so
+/// their counts happen one after the other and the cap holds however many run at once; a
+/// shared lock would let two of them count the same orders and both pass. The count is a
+/// plain read: taken after the lock (no earlier read in the transaction has fixed its
+/// snapshot), it sees every order of theirs already committed, and no new one can be
+/// written before this commits. Holds that have run out do not count: those orders are as
+/// good as cancelled, whether or not the sweep has got to them.
+pub(crate) async fn admit(tx: &mut Tx<'static>, owner: u64, max_pending: u32) -> Result<bool> {
+    if !stock::lock_user_exclusive(tx, owner).await? {
+        return Ok(false);
+    }
+    let pending = sqlx::query_scalar!(
+        "SELECT COUNT(*) FROM orders
+         WHERE user_id = ? AND status = 'pending' AND expires_at > UTC_TIMESTAMP(6)",
+        owner
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    if pending >= i64::from(max_pending) {
+        return Err(Error::conflict(
+            Conflict::TooManyPendingOrders,
+            format!(
+                "This customer already holds {pending} pending orders, the most one may hold at \
+                 once; pay, cancel, or let one expire first."
+            ),
+        ));
+    }
+    Ok(true)
+}
+
 /// Writes a pending order inside `tx` that holds its stock for `hold` and ships to `ship`
 /// (already resolved by the caller, so a wrong address is refused before anything is
-/// written): locks the owner shared (so the account cannot be deleted under the new order),
-/// refuses unknown products (400) and short stock (409, naming every short product) as
-/// far as a plain read can tell, and writes the order, its lines with name and price as of
-/// now, and the first entry of its history. No product row is locked yet: the stock is
-/// taken by [`Placed::take_stock`].
-pub async fn prepare(
+/// written), for an owner the caller has admitted ([`admit`]): refuses unknown products
+/// (400) and short stock (409, naming every short product) as far as a plain read can
+/// tell, and writes the order, its lines with name and price as of now, and the first
+/// entry of its history. No product row is locked yet: the stock is taken by
+/// [`Placed::take_stock`].
+pub(crate) async fn prepare(
     tx: &mut Tx<'static>,
     user_id: u64,
     lines: &[(u64, u32)],
@@ -97,9 +141,6 @@ pub async fn prepare(
     actor: Actor,
     hold: Duration,
 ) -> Result<Placed> {
-    if !stock::lock_user_shared(tx, user_id).await? {
-        return Err(Error::invalid("user_id", "does not name an existing user"));
-    }
     // The database's clock, read with the products, dates the order and its history, so
     // the response needs no read-back and expiry compares like with like.
     let mut qb: QueryBuilder<MySql> = QueryBuilder::new(
@@ -181,7 +222,7 @@ pub async fn prepare(
     Ok(Placed {
         order: Order {
             id: order_id,
-            user_id,
+            user_id: Some(user_id),
             status: Status::Pending,
             items,
             total,
@@ -197,33 +238,46 @@ pub async fn prepare(
     })
 }
 
-/// Writes the order and takes its stock in `tx`: [`prepare`] then [`Placed::take_stock`].
-/// Returns the new order's id.
+/// Writes the order and takes its stock in `tx`: [`admit`], [`prepare`], then
+/// [`Placed::take_stock`]. Returns the new order's id.
 pub async fn create_in(
     tx: &mut Tx<'static>,
     user_id: u64,
     lines: &[(u64, u32)],
     ship: Option<&PostalAddress>,
     actor: Actor,
-    hold: Duration,
+    limits: Limits,
 ) -> Result<u64> {
-    let placed = prepare(tx, user_id, lines, ship, actor, hold).await?;
+    if !admit(tx, user_id, limits.max_pending).await? {
+        return Err(Error::invalid("user_id", "does not name an existing user"));
+    }
+    let placed = prepare(tx, user_id, lines, ship, actor, limits.hold).await?;
     placed.take_stock(tx).await?;
     Ok(placed.order.id)
 }
 
-/// `POST /orders`: resolves where the order ships, then writes it. The caller takes the
-/// stock last, right before committing.
+/// `POST /orders` by `caller` for `owner`: admits the owner, resolves where the order
+/// ships, then writes it. The caller takes the stock last, right before committing. An
+/// owner who does not exist is the request's fault (400), unless it is the caller, whose
+/// account was deleted while the request ran (401).
 pub async fn place(
     tx: &mut Tx<'static>,
-    user_id: u64,
+    caller: &Caller,
+    owner: u64,
     lines: &[(u64, u32)],
     shipping: &Shipping,
-    actor: Actor,
-    hold: Duration,
+    limits: Limits,
 ) -> Result<Placed> {
-    let ship = shipping.resolve(tx, user_id).await?;
-    prepare(tx, user_id, lines, ship.as_ref(), actor, hold).await
+    if !admit(tx, owner, limits.max_pending).await? {
+        return Err(if owner == caller.id {
+            Error::AccountGone
+        } else {
+            Error::invalid("user_id", "does not name an existing user")
+        });
+    }
+    let ship = shipping.resolve(tx, owner).await?;
+    let actor = Actor::of(caller);
+    prepare(tx, owner, lines, ship.as_ref(), actor, limits.hold).await
 }
 
 /// The refusal for `lines` given each product's stock (`None`: no such product): unknown

@@ -28,7 +28,21 @@ pub(crate) async fn cancel_locked(
     }
     let held = stock::held_by(tx, order_ids).await?;
     stock::put_back(tx, &held).await?;
+    refund_and_cancel(tx, order_ids, actor).await
+}
 
+/// The rest of a cancel once the stock of the locked orders `order_ids` is back on the
+/// shelf: completed payments refunded, the orders marked cancelled, `actor` noted in their
+/// history. For a path that returns the stock in a pass over the products of its own
+/// (account deletion, which updates ratings in the same pass).
+pub(crate) async fn refund_and_cancel(
+    tx: &mut Tx<'static>,
+    order_ids: &[u64],
+    actor: Actor,
+) -> Result<(), sqlx::Error> {
+    if order_ids.is_empty() {
+        return Ok(());
+    }
     let mut refund: QueryBuilder<MySql> = QueryBuilder::new(
         "UPDATE payments SET status = 'refunded', updated_at = CURRENT_TIMESTAMP(6) \
          WHERE status = 'completed' AND order_id IN (",
@@ -134,46 +148,65 @@ async fn write_tracking(tx: &mut Tx<'static>, id: u64, tracking: &str) -> Result
     Ok(())
 }
 
-/// `DELETE /orders/{id}`: a pending order without money on it (its stock returns) or a
-/// cancelled one. A pending order with completed payments must be cancelled first, which
-/// refunds them: deleting it would destroy the record of money taken.
+/// `DELETE /orders/{id}`: a pending order (its stock returns) or a cancelled one, only if
+/// no payment was ever made on it. A payment record, completed or refunded, is the shop's
+/// account of money taken or given back, and is never destroyed; the schema refuses it too
+/// (payments hold their order by a key that does not cascade). When the order turns out to
+/// have expired, its settlement is kept even if the deletion is then refused.
 pub async fn delete(pool: &MySqlPool, caller: Caller, id: u64) -> Result<()> {
     db::transaction(pool, |tx| {
         Box::pin(async move {
-            match lock_for(tx, &caller, id).await?.0 {
-                Status::Pending => {
-                    if has_completed_payments(tx, id).await? {
-                        return Err(Error::conflict(
-                            Conflict::OrderHasPayments,
-                            "This order has completed payments; cancel it first, which refunds them.",
-                        ));
-                    }
-                    let held = stock::held_by(tx, &[id]).await?;
-                    stock::put_back(tx, &held).await?;
+            let (status, settled) = lock_for(tx, &caller, id).await?;
+            let refusal = match status {
+                Status::Pending | Status::Cancelled if has_payments(tx, id).await? => {
+                    Some(has_payments_refusal())
                 }
-                Status::Cancelled => {}
-                other => {
-                    return Err(Error::conflict(
-                        Conflict::OrderNotDeletable,
-                        format!(
-                            "A {} order cannot be deleted; only pending or cancelled ones.",
-                            other.as_str()
-                        ),
-                    ));
-                }
+                Status::Pending | Status::Cancelled => None,
+                other => Some(Error::conflict(
+                    Conflict::OrderNotDeletable,
+                    format!(
+                        "A {} order cannot be deleted; only pending or cancelled ones.",
+                        other.as_str()
+                    ),
+                )),
+            };
+            match refusal {
+                Some(refusal) if settled => return Ok(Err(refusal)),
+                Some(refusal) => return Err(refusal),
+                None => {}
+            }
+            if status == Status::Pending {
+                let held = stock::held_by(tx, &[id]).await?;
+                stock::put_back(tx, &held).await?;
             }
             sqlx::query!("DELETE FROM orders WHERE id = ?", id)
                 .execute(&mut **tx)
-                .await?;
-            Ok(())
+                .await
+                .map_err(|err| {
+                    if db::is_foreign_key_violation(&err) {
+                        has_payments_refusal()
+                    } else {
+                        err.into()
+                    }
+                })?;
+            Ok(Ok(()))
         })
     })
-    .await
+    .await?
 }
 
-async fn has_completed_payments(tx: &mut Tx<'static>, order_id: u64) -> Result<bool> {
+fn has_payments_refusal() -> Error {
+    Error::conflict(
+        Conflict::OrderHasPayments,
+        "This order has payment records, which are kept; it cannot be deleted (cancel it instead).",
+    )
+}
+
+/// Whether any payment was ever recorded on the locked order. Payments are written only
+/// under the order's row lock, which this transaction holds: none can appear meanwhile.
+async fn has_payments(tx: &mut Tx<'static>, order_id: u64) -> Result<bool> {
     let found = sqlx::query_scalar!(
-        r#"SELECT EXISTS (SELECT 1 FROM payments WHERE order_id = ? AND status = 'completed') AS "found!: bool""#,
+        r#"SELECT EXISTS (SELECT 1 FROM payments WHERE order_id = ?) AS "found!: bool""#,
         order_id
     )
     .fetch_one(&mut **tx)

@@ -31,7 +31,9 @@ pub struct OrderLine {
 #[derive(Debug, Clone, Serialize)]
 pub struct Order {
     pub id: u64,
-    pub user_id: u64,
+    /// `null` once its customer deleted their account: the order stays, anonymised, as a
+    /// record of the money and stock it moved.
+    pub user_id: Option<u64>,
     pub status: Status,
     pub items: Vec<OrderLine>,
     pub total: Money,

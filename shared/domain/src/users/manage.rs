@@ -1,7 +1,5 @@
-//! Accounts in the database: registration, reading, updating, deletion, and the checks
-//! other resources make on a user id.
-
-use std::collections::BTreeMap;
+//! Accounts in the database: registration, reading, updating, and the checks other
+//! resources make on a user id. Deletion has a module of its own (`super::deletion`).
 
 use chrono::{DateTime, Utc};
 use sqlx::MySqlPool;
@@ -11,10 +9,9 @@ use super::login::authenticate;
 use super::model::{Profile, Registration, User, UserPatch};
 use crate::caller::Caller;
 use crate::error::{Conflict, Error, FieldError, Result};
-use crate::orders::{self, Status};
+use crate::orders;
 use crate::role::Role;
-use crate::stock;
-use platform::db::{self, Tx};
+use platform::db;
 
 /// The role and token version of a user, or `None` when the user does not exist.
 pub async fn token_state(pool: &MySqlPool, user_id: u64) -> Result<Option<(Role, u32)>> {
@@ -142,65 +139,6 @@ pub async fn update(pool: &MySqlPool, caller: Caller, id: u64, patch: UserPatch)
         return Err(Error::NotFound("user"));
     }
     get(pool, id).await
-}
-
-/// Removes the user and everything of theirs in one transaction: stock held by their
-/// pending orders goes back on the shelf and their reviews leave the product ratings;
-/// orders, order lines, payments, reviews, cart and idempotency keys go by cascade.
-/// Their tokens stop working because the row they name is gone.
-pub async fn delete(pool: &MySqlPool, id: u64) -> Result<()> {
-    db::transaction(pool, |tx| Box::pin(delete_in(tx, id))).await
-}
-
-/// Follows the lock order of [`crate::stock`]: the user row, then every order of theirs
-/// (so a concurrent cancel, deletion, payment or expiry of one of them has either
-/// committed, and is seen, or waits until this has), then the products in id order.
-async fn delete_in(tx: &mut Tx<'static>, id: u64) -> Result<()> {
-    if !stock::lock_user_exclusive(tx, id).await? {
-        return Err(Error::NotFound("user"));
-    }
-    let holding: Vec<u64> = sqlx::query!(
-        r#"SELECT id, status AS "status: Status" FROM orders WHERE user_id = ? ORDER BY id FOR UPDATE"#,
-        id
-    )
-    .fetch_all(&mut **tx)
-    .await?
-    .into_iter()
-    .filter(|order| order.status == Status::Pending)
-    .map(|order| order.id)
-    .collect();
-    let held = stock::held_by(tx, &holding).await?;
-    let ratings = crate::reviews::ratings_of_user(tx, id).await?;
-
-    // One pass over the products in id order for both the stock and the ratings.
-    let mut products: BTreeMap<u64, (u64, u32, u32)> = BTreeMap::new();
-    for (product_id, quantity) in held.iter() {
-        products.entry(product_id).or_default().0 = quantity;
-    }
-    for (product_id, rating) in ratings {
-        let entry = products.entry(product_id).or_default();
-        entry.1 += 1;
-        entry.2 += u32::from(rating);
-    }
-    for (product_id, (quantity, reviews, rating_sum)) in products {
-        sqlx::query!(
-            "UPDATE products SET stock = stock + ?,
-                    review_count = review_count - ?, rating_sum = rating_sum - ?,
-                    updated_at = IF(? > 0, CURRENT_TIMESTAMP(6), updated_at)
-             WHERE id = ?",
-            quantity,
-            reviews,
-            rating_sum,
-            quantity,
-            product_id
-        )
-        .execute(&mut **tx)
-        .await?;
-    }
-    sqlx::query!("DELETE FROM users WHERE id = ?", id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
 }
 
 /// Routes under `/users/{id}`: a user that does not exist is 404 (only admins get here

@@ -1,13 +1,15 @@
 //! Users: accounts, roles, login throttling and the token version that revokes old tokens.
 
 pub mod account;
+pub mod deletion;
 pub mod login;
 pub mod manage;
 pub mod model;
 
 pub use account::{Email, Password};
+pub use deletion::delete;
 pub use login::{Account, Credentials, MAX_FAILED_LOGINS, THROTTLE_WINDOW_SECS, login};
 pub use manage::{
-    delete, get, profile, register, require_existing_user, token_state, update, upsert_admin,
+    get, profile, register, require_existing_user, token_state, update, upsert_admin,
 };
 pub use model::{Profile, Registration, User, UserPatch};

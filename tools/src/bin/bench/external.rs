@@ -57,24 +57,28 @@ fn num_cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// `wrk -t1 -c16 -d8s --latency` against `url`, with a JSON body and a bearer token when
-/// given. Every answer must be 2xx.
+/// `wrk -t1 -c16 -d8s --latency` against `url`, with a JSON body when given, and a bearer
+/// token when given (taken in turn from `tokens`, request by request). Every answer must be
+/// 2xx.
 pub fn run(
     work_dir: &Path,
     url: &str,
     method: &str,
     body: Option<&Value>,
-    token: Option<&str>,
+    tokens: &[String],
 ) -> Wrk {
     let mut script = format!("wrk.method = \"{method}\"\n");
-    if let Some(token) = token {
-        script.push_str(&format!(
-            "wrk.headers[\"Authorization\"] = \"Bearer {token}\"\n"
-        ));
-    }
     if let Some(body) = body {
         script.push_str("wrk.headers[\"Content-Type\"] = \"application/json\"\n");
         script.push_str(&format!("wrk.body = [[{body}]]\n"));
+    }
+    if !tokens.is_empty() {
+        let list: Vec<String> = tokens.iter().map(|t| format!("\"{t}\"")).collect();
+        script.push_str(&format!(
+            "local tokens = {{{}}}\nlocal n = 0\nrequest = function()\n  n = n % #tokens + 1\n  \
+             wrk.headers[\"Authorization\"] = \"Bearer \" .. tokens[n]\n  return wrk.format()\nend\n",
+            list.join(", ")
+        ));
     }
     let script_path = work_dir.join("wrk.lua");
     std::fs::write(&script_path, script).expect("write the wrk script");

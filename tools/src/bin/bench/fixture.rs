@@ -1,4 +1,5 @@
-//! The benchmark's database: 100k products, a customer with a known password, an order.
+//! The benchmark's database: 100k products, a customer with a known password, an order,
+//! and the buyers of the flash sale.
 
 use std::time::Duration;
 
@@ -6,7 +7,11 @@ use platform::config::{DEFAULT_ORDER_HOLD, Secret};
 use sqlx::MySqlPool;
 use web::state::AppState;
 
-use crate::{JWT_SECRET, PASSWORD, PRODUCTS};
+use crate::{JWT_SECRET, MAX_PENDING_ORDERS, PASSWORD, PRODUCTS};
+
+/// Buyers in the flash sale. Orders of one customer take turns on their row (the cap on
+/// pending orders is counted under it), so a sale is many buyers, as in a shop.
+pub const BUYERS: u64 = 64;
 
 #[derive(Clone)]
 pub struct Fixture {
@@ -15,12 +20,13 @@ pub struct Fixture {
     pub product_ids: Vec<u64>,
     pub order_id: u64,
     pub deep_cursor: String,
+    pub buyer_ids: Vec<u64>,
 }
 
 impl Fixture {
     pub async fn load(pool: &MySqlPool) -> Fixture {
         let (user_id, email): (u64, String) = sqlx::query_as(
-            "SELECT id, CAST(email AS CHAR) FROM users WHERE role = 'customer' LIMIT 1",
+            "SELECT id, CAST(email AS CHAR) FROM users WHERE email = 'bench@example.com'",
         )
         .fetch_one(pool)
         .await
@@ -44,12 +50,17 @@ impl Fixture {
         .unwrap();
         let deep_cursor =
             domain::page::Cursor::encode("-created_at", domain::time::cursor_value(at), id);
+        let buyer_ids = sqlx::query_scalar("SELECT id FROM users WHERE name = 'Buyer' ORDER BY id")
+            .fetch_all(pool)
+            .await
+            .unwrap();
         Fixture {
             user_id,
             email,
             product_ids,
             order_id,
             deep_cursor,
+            buyer_ids,
         }
     }
 }
@@ -66,6 +77,7 @@ pub fn bench_state(url: &str) -> AppState {
         secrets_refresh: platform::config::DEFAULT_SECRETS_REFRESH,
         token_ttl: Duration::from_secs(3600),
         order_hold: DEFAULT_ORDER_HOLD,
+        max_pending_orders: MAX_PENDING_ORDERS,
     };
     AppState::new(&config)
 }
@@ -103,6 +115,14 @@ pub async fn prepare_database(url: &str) -> MySqlPool {
     .await
     .unwrap()
     .last_insert_id();
+    let mut buyers = sqlx::QueryBuilder::new("INSERT INTO users (name, email, password_hash) ");
+    buyers.push_values(0..BUYERS, |mut row, i| {
+        // Tokens are issued to them directly: they never log in.
+        row.push_bind("Buyer")
+            .push_bind(format!("buyer{i}@example.com"))
+            .push_bind("!no-password");
+    });
+    buyers.build().execute(&pool).await.unwrap();
     let order = sqlx::query("INSERT INTO orders (user_id, total, expires_at) VALUES (?, 1, UTC_TIMESTAMP(6) + INTERVAL 1 HOUR)")
         .bind(user)
         .execute(&pool)

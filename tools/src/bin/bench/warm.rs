@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use http_body_util::{BodyExt, Full};
-use platform::config::DEFAULT_ORDER_HOLD;
 use serde_json::{Value, json};
 use web::state::AppState;
 
@@ -96,16 +95,21 @@ pub async fn floor(state: AppState, f: Fixture, scenario: &'static str) {
         }
         FLASH_SALE => {
             let lines: Vec<(u64, u32)> = f.product_ids.iter().map(|id| (*id, 1)).collect();
+            let buyer = domain::caller::Caller {
+                id: f.buyer_ids[next_buyer() % f.buyer_ids.len()],
+                role: domain::role::Role::Customer,
+            };
+            let limits = state.order_limits();
             platform::db::transaction(&state.pool, |tx| {
                 let lines = lines.clone();
                 Box::pin(async move {
                     let placed = domain::orders::place(
                         tx,
-                        f.user_id,
+                        &buyer,
+                        buyer.id,
                         &lines,
                         &domain::addresses::Shipping::Nowhere,
-                        domain::orders::Actor::Customer,
-                        DEFAULT_ORDER_HOLD,
+                        limits,
                     )
                     .await?;
                     placed.take_stock(tx).await
@@ -124,6 +128,12 @@ pub async fn floor(state: AppState, f: Fixture, scenario: &'static str) {
         }
         other => unreachable!("{other}"),
     }
+}
+
+/// The next flash-sale buyer, in turn: every buyer's orders spread over the whole run.
+pub fn next_buyer() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 pub struct Stats {
