@@ -1,6 +1,7 @@
 //! The `sweep` function: run every minute by a schedule (EventBridge on AWS, a timer under
 //! `make run`). It settles pending orders whose stock hold has run out and deletes stale
-//! idempotency and login-throttle records; see `domain::housekeeping`.
+//! idempotency and login-throttle records (per email and address, and per address); see
+//! `domain::housekeeping`.
 //!
 //! Any event starts a sweep: the schedule's payload carries nothing the sweep needs.
 
@@ -30,6 +31,7 @@ pub async fn handle(pool: &MySqlPool, event: LambdaEvent<Value>) -> Result<Repor
         expired_orders = report.expired_orders,
         idempotency_keys_deleted = report.idempotency_keys_deleted,
         throttle_rows_deleted = report.throttle_rows_deleted,
+        address_throttle_rows_deleted = report.address_throttle_rows_deleted,
         incomplete = report.incomplete,
         "sweep done"
     );

@@ -1,12 +1,17 @@
 //! Users: accounts, roles, login throttling and the token version that revokes old tokens.
 
 pub mod account;
+pub mod client;
 pub mod login;
 pub mod manage;
 pub mod model;
 
 pub use account::{Email, Password};
-pub use login::{Account, Credentials, MAX_FAILED_LOGINS, THROTTLE_WINDOW_SECS, login};
+pub use client::ClientAddress;
+pub use login::{
+    Account, Credentials, MAX_FAILED_LOGINS, MAX_FAILED_LOGINS_PER_ADDRESS, THROTTLE_WINDOW_SECS,
+    login,
+};
 pub use manage::{
     delete, get, profile, register, require_existing_user, token_state, update, upsert_admin,
 };
