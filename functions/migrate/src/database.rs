@@ -5,7 +5,6 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use sqlx::MySqlPool;
-use sqlx::migrate::MigrateError;
 use tokio::sync::OnceCell;
 
 use crate::app_user::AppUser;
@@ -79,14 +78,15 @@ pub fn schema_version() -> i64 {
         .unwrap_or(0)
 }
 
-/// Applies the migrations, waiting for the database while it is unreachable (an Aurora
-/// cluster resuming from auto-pause takes about 15 s) but not past `budget`.
+/// Applies the migrations and the data steps after them (`domain::schema`), waiting for the
+/// database while it is unreachable (an Aurora cluster resuming from auto-pause takes about
+/// 15 s) but not past `budget`.
 pub async fn apply_migrations(pool: &MySqlPool, budget: Duration) -> Result<i64, String> {
     let deadline = Instant::now() + budget;
     let mut pause = Duration::from_millis(500);
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let error = match tokio::time::timeout(remaining, domain::MIGRATOR.run(pool)).await {
+        let error = match tokio::time::timeout(remaining, domain::schema::migrate(pool)).await {
             Ok(Ok(())) => return Ok(schema_version()),
             Ok(Err(error)) => error,
             Err(_) => {
@@ -96,9 +96,7 @@ pub async fn apply_migrations(pool: &MySqlPool, budget: Duration) -> Result<i64,
                 ));
             }
         };
-        let unreachable =
-            matches!(&error, MigrateError::Execute(e) if platform::db::is_unavailable(e));
-        if !unreachable || Instant::now() + pause >= deadline {
+        if !error.is_unavailable() || Instant::now() + pause >= deadline {
             return Err(format!("applying the migrations: {error}"));
         }
         tracing::warn!(%error, "database not reachable yet; trying again");

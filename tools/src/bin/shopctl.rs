@@ -1,6 +1,7 @@
 //! Operator commands against `DATABASE_URL`:
 //!
-//! - `shopctl migrate`: create the database if missing and apply the embedded migrations.
+//! - `shopctl migrate`: create the database if missing, apply the embedded migrations and
+//!   the data steps that follow them (see `domain::schema`).
 //! - `shopctl admin <email> <password> [name]`: create the first admin (or promote one).
 //! - `shopctl seed`: load sample categories and products once (no-op when products exist).
 //! - `shopctl reset`: empty every table (the schema stays), so that `seed` starts afresh.
@@ -51,8 +52,7 @@ async fn run(args: &[String]) -> Result<(), String> {
         .as_slice()
     {
         ["migrate"] => {
-            domain::MIGRATOR
-                .run(&pool)
+            domain::schema::migrate(&pool)
                 .await
                 .map_err(|e| e.to_string())?;
             println!("migrations applied");
