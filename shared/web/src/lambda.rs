@@ -11,6 +11,7 @@ use lambda_runtime::service_fn;
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::router::panic_message;
 
 /// A function's router behind a step that removes a REST API stage (`/Prod/products` →
 /// `/products`), so one build serves HTTP APIs, REST APIs and custom domains alike.
@@ -53,10 +54,14 @@ pub async fn handle(
     }));
     match converted {
         Ok(response) => Ok(response.await?),
-        Err(_) => {
-            let answer = lambda_http::Adapter::from(tower::service_fn(|_| async {
-                let error = ApiError::internal("the API Gateway event could not become a request");
-                Ok::<_, Infallible>(error.into_response())
+        Err(panic) => {
+            let message = format!(
+                "the API Gateway event could not become a request: {}",
+                panic_message(&*panic)
+            );
+            let answer = lambda_http::Adapter::from(tower::service_fn(move |_| {
+                let error = ApiError::internal(&message);
+                async move { Ok::<_, Infallible>(error.into_response()) }
             }))
             .call(LambdaEvent::new(stand_in, context));
             Ok(answer.await?)

@@ -52,12 +52,17 @@ pub fn finish_stateless(routes: Router) -> Router {
 /// message stays in the log, under the request's id. Release builds unwind
 /// (`panic = "unwind"`), so the instance survives to serve the next request.
 fn panic_as_problem(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    let message = panic
+    let message = panic_message(&*panic);
+    ApiError::internal(format!("the handler panicked: {message}")).into_response()
+}
+
+/// The text a panic was raised with, for the log.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
         .downcast_ref::<String>()
         .map(String::as_str)
         .or_else(|| panic.downcast_ref::<&str>().copied())
-        .unwrap_or("a panic without a message");
-    ApiError::internal(format!("the handler panicked: {message}")).into_response()
+        .unwrap_or("a panic without a message")
 }
 
 async fn with_request_id(
