@@ -71,8 +71,8 @@ async fn hosts_that_do_not_parse_cannot_crash_a_function(pool: MySqlPool) {
     }
 }
 
-/// Why the entry point drops such hosts: `lambda_http` alone panics on them, and a panic
-/// ends the instance (the release profile aborts), costing the next caller a cold start.
+/// Why the entry point drops such hosts: `lambda_http` alone panics on them, and the entry
+/// would then only have a 500 to give where the request deserves its answer.
 #[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn lambda_http_alone_panics_on_such_hosts(pool: MySqlPool) {
     let app = TestApp::new(pool, products::router);

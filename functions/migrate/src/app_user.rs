@@ -1,12 +1,12 @@
 //! The database user the API functions connect as: SELECT, INSERT, UPDATE and DELETE on
 //! the shop's tables, granted table by table so that the migrations' own record
-//! (`_sqlx_migrations`) is not among them, and only from the functions' addresses (a host
+//! (`_sqlx_migrations`, `data_migrations`) are not among them, and only from the functions' addresses (a host
 //! pattern, `APP_DB_HOST`). Never DROP, ALTER or CREATE.
 //!
 //! The stack generates the user's password in a secret of its own. This function, which
 //! alone holds the master credentials, runs [`ensure`] after every migration run: it
 //! creates the user or sets its password to the secret's, grants each table the
-//! migrations have made, takes back grants on tables that are gone, on `_sqlx_migrations`
+//! migrations have made, takes back grants on tables that are gone, on the migrations' records
 //! and on the whole schema (how earlier deploys granted), and drops the same user at any
 //! other host (earlier deploys created it at `%`, any host).
 
@@ -16,8 +16,9 @@ use serde::Deserialize;
 use sqlx::mysql::MySqlConnectOptions;
 use sqlx::{ConnectOptions, Connection, MySqlConnection, MySqlPool};
 
-/// The table sqlx's migrator keeps its record in.
-pub const MIGRATIONS_TABLE: &str = "_sqlx_migrations";
+/// The migrations' own records: sqlx's and the data steps' (`domain::schema`). The
+/// functions never touch them, so a stolen application password cannot rewrite what has run.
+pub const MIGRATION_TABLES: [&str; 2] = ["_sqlx_migrations", "data_migrations"];
 
 /// `{"username", "password"}`, as Secrets Manager generates it for the stack, and the host
 /// pattern the user may connect from.
@@ -176,7 +177,7 @@ impl Grants {
         .fetch_all(&mut *conn)
         .await?
         .into_iter()
-        .filter(|t: &String| t != MIGRATIONS_TABLE)
+        .filter(|t: &String| !MIGRATION_TABLES.contains(&t.as_str()))
         .collect();
         let granted: BTreeSet<String> = sqlx::query_scalar(
             "SELECT CAST(Table_name AS CHAR) FROM mysql.tables_priv

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use domain::schema::SchemaError;
 use sqlx::MySqlPool;
 use sqlx::migrate::MigrateError;
 use tokio::sync::OnceCell;
@@ -56,7 +57,7 @@ impl Connect for ConfiguredPool {
     }
 
     async fn app_user(&self) -> Result<Option<AppUser>, String> {
-        let secret = platform::config::secret_named_by("APP_DB_SECRET_ARN")
+        let secret = platform::aws::secret_named_by("APP_DB_SECRET_ARN")
             .await
             .map_err(|e| format!("configuration: {e}"))?;
         let Some(text) = secret else {
@@ -90,14 +91,15 @@ pub fn schema_version() -> i64 {
         .unwrap_or(0)
 }
 
-/// Applies the migrations, waiting for the database while it is unreachable (an Aurora
-/// cluster resuming from auto-pause takes about 15 s) but not past `budget`.
+/// Applies the migrations and the data steps after them (`domain::schema`), waiting for the
+/// database while it is unreachable (an Aurora cluster resuming from auto-pause takes about
+/// 15 s) but not past `budget`.
 pub async fn apply_migrations(pool: &MySqlPool, budget: Duration) -> Result<i64, String> {
     let deadline = Instant::now() + budget;
     let mut pause = Duration::from_millis(500);
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let error = match tokio::time::timeout(remaining, domain::MIGRATOR.run(pool)).await {
+        let error = match tokio::time::timeout(remaining, domain::schema::migrate(pool)).await {
             Ok(Ok(())) => return Ok(schema_version()),
             Ok(Err(error)) => error,
             Err(_) => {
@@ -107,15 +109,17 @@ pub async fn apply_migrations(pool: &MySqlPool, budget: Duration) -> Result<i64,
                 ));
             }
         };
-        if let MigrateError::Execute(e) = &error
+        let sql_error = match &error {
+            SchemaError::Migrate(MigrateError::Execute(e)) | SchemaError::Database(e) => Some(e),
+            _ => None,
+        };
+        if let Some(e) = sql_error
             && is_tls_refusal(e)
         {
             // A certificate that does not verify will not verify on the next attempt either.
             return Err(format!("{TLS_ADVICE} ({e})"));
         }
-        let unreachable =
-            matches!(&error, MigrateError::Execute(e) if platform::db::is_unavailable(e));
-        if !unreachable || Instant::now() + pause >= deadline {
+        if !error.is_unavailable() || Instant::now() + pause >= deadline {
             return Err(format!("applying the migrations: {error}"));
         }
         tracing::warn!(%error, "database not reachable yet; trying again");

@@ -187,6 +187,8 @@ async fn a_deploy_creates_a_user_that_may_change_data_but_never_the_schema(pool:
         "UPDATE _sqlx_migrations SET success = 0",
         "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
          VALUES (1, 'x', 1, '', 0)",
+        "SELECT COUNT(*) FROM data_migrations",
+        "DELETE FROM data_migrations",
     ] {
         assert_eq!(refusal(&mut app, sql).await, Some(1142), "{sql}");
     }

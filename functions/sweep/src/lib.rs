@@ -1,6 +1,7 @@
 //! The `sweep` function: run every minute by a schedule (EventBridge on AWS, a timer under
 //! `make run`). It settles pending orders whose stock hold has run out and deletes stale
-//! idempotency and login-throttle records; see `domain::housekeeping`.
+//! idempotency and login-throttle records (per email and address, and per address); see
+//! `domain::housekeeping`.
 //!
 //! It opens a connection only when it has work. Each sweep works out when work can next be
 //! due: the earliest pending order's expiry or, with no order pending, one hold from now
@@ -115,6 +116,7 @@ impl Sweeper {
             expired_orders = report.expired_orders,
             idempotency_keys_deleted = report.idempotency_keys_deleted,
             throttle_rows_deleted = report.throttle_rows_deleted,
+            address_throttle_rows_deleted = report.address_throttle_rows_deleted,
             incomplete = report.incomplete,
             next_look_in_seconds = outcome.next_look_in_seconds,
             "sweep done"

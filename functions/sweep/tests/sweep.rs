@@ -182,15 +182,29 @@ async fn old_idempotency_records_and_passed_throttle_windows_are_deleted(pool: M
     .await
     .unwrap();
     sqlx::query(
-        "INSERT INTO login_throttle (email, failures, window_started_at)
-         SELECT CONCAT('old-', seq, '@example.com'), 5, UTC_TIMESTAMP(6) - INTERVAL 16 MINUTE FROM seq_1_to_2100",
+        "INSERT INTO login_throttle (email, client_address, failures, window_started_at)
+         SELECT CONCAT('old-', seq, '@example.com'), '192.0.2.1', 5, UTC_TIMESTAMP(6) - INTERVAL 16 MINUTE FROM seq_1_to_2100",
     )
     .execute(&pool)
     .await
     .unwrap();
     sqlx::query(
-        "INSERT INTO login_throttle (email, failures, window_started_at)
-         SELECT CONCAT('new-', seq, '@example.com'), 5, UTC_TIMESTAMP(6) - INTERVAL 14 MINUTE FROM seq_1_to_5",
+        "INSERT INTO login_throttle (email, client_address, failures, window_started_at)
+         SELECT CONCAT('new-', seq, '@example.com'), '192.0.2.1', 5, UTC_TIMESTAMP(6) - INTERVAL 14 MINUTE FROM seq_1_to_5",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO login_address_throttle (client_address, failures, window_started_at)
+         SELECT CONCAT('10.0.', seq DIV 256, '.', seq MOD 256), 100, UTC_TIMESTAMP(6) - INTERVAL 16 MINUTE FROM seq_1_to_2300",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO login_address_throttle (client_address, failures, window_started_at)
+         SELECT CONCAT('2001:db8:', seq, '::/64'), 100, UTC_TIMESTAMP(6) - INTERVAL 14 MINUTE FROM seq_1_to_7",
     )
     .execute(&pool)
     .await
@@ -199,6 +213,7 @@ async fn old_idempotency_records_and_passed_throttle_windows_are_deleted(pool: M
     let report = sweep_now(&pool).await;
     assert_eq!(report.idempotency_keys_deleted, 2500, "{report:?}");
     assert_eq!(report.throttle_rows_deleted, 2100, "{report:?}");
+    assert_eq!(report.address_throttle_rows_deleted, 2300, "{report:?}");
     assert_eq!(
         count(
             &pool,
@@ -216,6 +231,11 @@ async fn old_idempotency_records_and_passed_throttle_windows_are_deleted(pool: M
         count(&pool, "SELECT COUNT(*) FROM login_throttle").await,
         5,
         "windows still open stay, so throttling still holds"
+    );
+    assert_eq!(
+        count(&pool, "SELECT COUNT(*) FROM login_address_throttle").await,
+        7,
+        "and so do the addresses' open windows"
     );
 }
 

@@ -11,6 +11,7 @@ use domain::page::Page;
 use domain::users::{self, Credentials, Profile, Registration, User, UserPatch};
 use serde::Serialize;
 use web::auth::AuthUser;
+use web::client::Client;
 use web::error::ApiResult;
 use web::extract::{Json, Path, Query};
 use web::state::AppState;
@@ -55,9 +56,10 @@ pub struct LoginResponse {
 
 async fn login(
     State(state): State<AppState>,
+    Client(client): Client,
     Json(input): Json<Credentials>,
 ) -> ApiResult<axum::Json<LoginResponse>> {
-    let account = users::login(&state.pool, input).await?;
+    let account = users::login(&state.pool, input, &client).await?;
     let issued = state.tokens.issue(&account).await?;
     Ok(axum::Json(LoginResponse {
         access_token: issued.token,
@@ -79,12 +81,13 @@ async fn show(
 async fn update(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
+    Client(client): Client,
     Path(id): Path<Id>,
     Json(patch): Json<UserPatch>,
 ) -> ApiResult<axum::Json<User>> {
     caller.require_self_or_admin(id.0)?;
     Ok(axum::Json(
-        users::update(&state.pool, caller, id.0, patch).await?,
+        users::update(&state.pool, caller, id.0, patch, &client).await?,
     ))
 }
 

@@ -5,9 +5,12 @@ use serde::{Deserialize, Serialize};
 use sqlx::{MySql, MySqlPool, QueryBuilder};
 
 use crate::error::{Conflict, Error, FieldError, Result};
-use crate::page::{Cursor, Keyset, Limit, Page, into_page};
+use crate::page::{Keyset, Limit, Page, SortValue, into_page};
 use crate::time::timestamp;
 use crate::validate::{Checks, Validate, nullable};
+
+/// The longest category name, in characters.
+pub const MAX_NAME_CHARS: usize = 100;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Category {
@@ -32,7 +35,7 @@ pub struct NewCategory {
 impl Validate for NewCategory {
     fn validate(&self) -> Result<(), Vec<FieldError>> {
         Checks::new()
-            .text("name", &self.name, 1, 100)
+            .text("name", &self.name, 1, MAX_NAME_CHARS)
             .optional_text("description", self.description.as_deref(), 2000)
             .finish()
     }
@@ -55,7 +58,7 @@ impl Validate for CategoryPatch {
             "must set at least one field",
         );
         if let Some(name) = &self.name {
-            checks.text("name", name, 1, 100);
+            checks.text("name", name, 1, MAX_NAME_CHARS);
         }
         checks
             .optional_text(
@@ -90,10 +93,10 @@ const SELECT: &str = "SELECT c.id, c.name, c.description, \
 
 pub async fn list(pool: &MySqlPool, query: &CategoryQuery) -> Result<Page<Category>> {
     let mut qb: QueryBuilder<MySql> = QueryBuilder::new(SELECT);
-    if let Some(text) = &query.cursor {
-        let cursor = Cursor::decode(SORT, text)?;
-        ORDER.push_after(&mut qb, cursor.value, cursor.id);
-    }
+    let value = SortValue::Text {
+        max_chars: MAX_NAME_CHARS,
+    };
+    ORDER.push_cursor(&mut qb, SORT, query.cursor.as_deref(), value)?;
     ORDER.push_order_and_limit(&mut qb, query.limit);
     let rows: Vec<Category> = qb.build_query_as().fetch_all(pool).await?;
     Ok(into_page(rows, query.limit, SORT, |c| {

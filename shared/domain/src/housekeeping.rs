@@ -1,6 +1,7 @@
 //! The scheduled sweep: settles pending orders whose stock hold has run out, and deletes
-//! what the API no longer needs (idempotency records past 24 hours, login-throttle rows
-//! whose window has passed), so that no table grows without bound.
+//! what the API no longer needs (idempotency records past 24 hours, login-throttle rows,
+//! per email and address and per address, whose window has passed), so that no table
+//! grows without bound.
 //!
 //! Every step works in bounded batches, each its own short transaction, so a sweep never
 //! holds many locks at once and an interrupted one loses nothing: the next picks up where
@@ -28,7 +29,10 @@ pub const IDEMPOTENCY_TTL_HOURS: u32 = 24;
 pub struct Report {
     pub expired_orders: u64,
     pub idempotency_keys_deleted: u64,
+    /// Rows of the per-(email, address) throttle.
     pub throttle_rows_deleted: u64,
+    /// Rows of the per-address throttle.
+    pub address_throttle_rows_deleted: u64,
     /// The time budget ran out before everything was done; the next sweep continues.
     pub incomplete: bool,
 }
@@ -79,6 +83,24 @@ pub async fn sweep(pool: &MySqlPool, budget: Duration) -> Result<Report> {
     })
     .await?;
     report.throttle_rows_deleted = deleted;
+    if !done {
+        report.incomplete = true;
+        return Ok(report);
+    }
+    let (deleted, done) = batches(deadline, DELETE_BATCH, || async {
+        let deleted = sqlx::query!(
+            "DELETE FROM login_address_throttle
+             WHERE window_started_at <= UTC_TIMESTAMP(6) - INTERVAL ? SECOND
+             ORDER BY window_started_at LIMIT ?",
+            THROTTLE_WINDOW_SECS,
+            DELETE_BATCH
+        )
+        .execute(pool)
+        .await?;
+        Ok(deleted.rows_affected())
+    })
+    .await?;
+    report.address_throttle_rows_deleted = deleted;
     report.incomplete = !done;
     Ok(report)
 }

@@ -17,12 +17,11 @@ pub mod payments;
 pub mod products;
 pub mod reviews;
 pub mod role;
+pub mod schema;
 pub mod stock;
 pub mod time;
 pub mod users;
 pub mod validate;
 pub mod webhooks;
 
-/// The schema migrations, embedded so that the deploy-time `migrate` function, the local
-/// tools and the tests apply exactly the same ones.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+pub use schema::MIGRATOR;

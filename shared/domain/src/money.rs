@@ -140,6 +140,28 @@ mod tests {
     }
 
     #[test]
+    fn cursor_amounts_fit_the_column() {
+        assert_eq!(parse_cursor_value("19.99"), Some("19.99".parse().unwrap()));
+        assert_eq!(parse_cursor_value("99999999.99"), Some(MAX));
+        assert!(parse_cursor_value("0.00").is_some());
+        for bad in [
+            "100000000.00",
+            "-1.00",
+            "19.9",
+            "19.999",
+            "19",
+            "+19.99",
+            "019.99",
+            "1e3",
+            "NaN",
+            "79228162514264337593543950335",
+            "",
+        ] {
+            assert_eq!(parse_cursor_value(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn reads_exact_two_decimal_numbers() {
         assert_eq!(parse("19.99").unwrap().to_string(), "19.99");
         assert_eq!(parse("0.1").unwrap().to_string(), "0.10");
@@ -184,6 +206,14 @@ mod tests {
         assert_eq!(a.checked_mul(3).unwrap().to_string(), "0.30");
         assert!(big.checked_mul(2).is_none());
     }
+}
+
+/// A cursor's amount (see `crate::page`): only as a `DECIMAL(12,2)` column gives it back,
+/// with two decimals, and from 0 to [`MAX`], the most any amount may be.
+pub fn parse_cursor_value(text: &str) -> Option<Decimal> {
+    let value = Decimal::from_str_exact(text).ok()?;
+    let holdable = value.scale() == 2 && value >= Decimal::ZERO && value <= MAX;
+    (holdable && Money::from_db(value).to_string() == text).then_some(value)
 }
 
 /// An average rating (already rounded) as a plain JSON number, or `null`.

@@ -8,13 +8,15 @@ use sqlx::{MySql, MySqlPool, QueryBuilder};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::money::{Money, PriceBound};
-use crate::page::{Cursor, Keyset, Limit, Page, into_page, invalid_cursor};
+use crate::page::{Keyset, Limit, Page, SortValue, into_page};
 use crate::time::timestamp;
 use crate::validate::{Checks, Validate, nullable, optional_whole, whole};
 
 /// Highest stock a product may hold: far above any shelf, far below the column's limit,
 /// so returning cancelled stock can never overflow it.
 pub const MAX_STOCK: u32 = 1_000_000_000;
+/// The longest product name, in characters.
+pub const MAX_NAME_CHARS: usize = 200;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Product {
@@ -85,7 +87,7 @@ pub struct NewProduct {
 impl Validate for NewProduct {
     fn validate(&self) -> Result<(), Vec<crate::error::FieldError>> {
         Checks::new()
-            .text("name", &self.name, 1, 200)
+            .text("name", &self.name, 1, MAX_NAME_CHARS)
             .optional_text("description", self.description.as_deref(), 5000)
             .range("stock", self.stock, 0, MAX_STOCK)
             .finish()
@@ -116,7 +118,7 @@ impl Validate for ProductPatch {
             && self.category_id.is_none();
         checks.check(!empty, "body", "must set at least one field");
         if let Some(name) = &self.name {
-            checks.text("name", name, 1, 200);
+            checks.text("name", name, 1, MAX_NAME_CHARS);
         }
         checks.optional_text(
             "description",
@@ -157,6 +159,17 @@ impl ProductSort {
             Self::PriceDesc => "-price",
             Self::NameAsc => "name",
             Self::NameDesc => "-name",
+        }
+    }
+
+    /// What the sort column holds; names are at most [`MAX_NAME_CHARS`].
+    fn value(self) -> SortValue {
+        match self {
+            Self::Newest | Self::Oldest => SortValue::Time,
+            Self::PriceAsc | Self::PriceDesc => SortValue::Money,
+            Self::NameAsc | Self::NameDesc => SortValue::Text {
+                max_chars: MAX_NAME_CHARS,
+            },
         }
     }
 
@@ -215,11 +228,6 @@ impl Validate for ProductQuery {
 
 pub async fn list(pool: &MySqlPool, query: &ProductQuery) -> Result<Page<Product>> {
     let order = query.sort.order();
-    let after = match &query.cursor {
-        Some(text) => Some(Cursor::decode(query.sort.key(), text)?),
-        None => None,
-    };
-
     let mut qb: QueryBuilder<MySql> = QueryBuilder::new("SELECT ");
     qb.push(COLUMNS).push(" FROM products p WHERE 1 = 1");
     if let Some(category_id) = query.category_id {
@@ -242,9 +250,12 @@ pub async fn list(pool: &MySqlPool, query: &ProductQuery) -> Result<Page<Product
             .push_bind(pattern)
             .push(")");
     }
-    if let Some(cursor) = after {
-        push_cursor(&mut qb, query.sort, order, cursor)?;
-    }
+    order.push_cursor(
+        &mut qb,
+        query.sort.key(),
+        query.cursor.as_deref(),
+        query.sort.value(),
+    )?;
     order.push_order_and_limit(&mut qb, query.limit);
 
     let rows: Vec<ProductRow> = qb.build_query_as().fetch_all(pool).await?;
@@ -252,28 +263,6 @@ pub async fn list(pool: &MySqlPool, query: &ProductQuery) -> Result<Page<Product
     Ok(into_page(products, query.limit, query.sort.key(), |p| {
         query.sort.position(p)
     }))
-}
-
-fn push_cursor(
-    qb: &mut QueryBuilder<'_, MySql>,
-    sort: ProductSort,
-    order: Keyset,
-    cursor: Cursor,
-) -> Result<()> {
-    match sort {
-        ProductSort::Newest | ProductSort::Oldest => {
-            let at = crate::time::parse_cursor_value(&cursor.value).ok_or_else(invalid_cursor)?;
-            order.push_after(qb, at, cursor.id);
-        }
-        ProductSort::PriceAsc | ProductSort::PriceDesc => {
-            let price: Decimal = cursor.value.parse().map_err(|_| invalid_cursor())?;
-            order.push_after(qb, price, cursor.id);
-        }
-        ProductSort::NameAsc | ProductSort::NameDesc => {
-            order.push_after(qb, cursor.value, cursor.id);
-        }
-    }
-    Ok(())
 }
 
 /// `LIKE` treats `%`, `_` and `\` specially; a search for "50%" means the text "50%".

@@ -27,7 +27,7 @@ fn moto_env(name: &str) -> Option<String> {
 }
 
 async fn sqs_queue() -> SqsQueue {
-    let config = platform::config::aws_sdk_config(&moto_env).await;
+    let config = platform::aws::sdk_config(&moto_env).await;
     let client = aws_sdk_sqs::Client::new(&config);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -12,6 +12,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use sqlx::mysql::{MySqlConnectOptions, MySqlSslMode};
 
+use crate::aws::{fetch_secret, secrets_client};
+pub use crate::secret::{ConfigError, Secret};
+
 /// The Amazon RDS certificate authorities (`DB_SSL_CA=rds`), shipped inside every function
 /// so that verifying an Aurora or RDS endpoint needs no file on disk. See
 /// `.ci/rds-ca-bundle` for where they come from.
@@ -19,16 +22,6 @@ pub const RDS_CA_BUNDLE: &[u8] = include_bytes!("../certs/rds-ca.pem");
 
 /// Shortest accepted signing key: HS256 is only as strong as its key.
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{0} is not set")]
-    Missing(&'static str),
-    #[error("{name} is invalid: {reason}")]
-    Invalid { name: &'static str, reason: String },
-    #[error("reading secret {arn}: {reason}")]
-    Secret { arn: String, reason: String },
-}
 
 #[derive(Clone)]
 pub struct Config {
@@ -86,26 +79,6 @@ impl RotatingCredentials {
 impl DatabaseConfig {
     pub fn connect_options(&self) -> MySqlConnectOptions {
         self.options.clone()
-    }
-}
-
-/// A secret value that never shows up in logs or debug output.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(..)")
     }
 }
 
@@ -179,7 +152,7 @@ fn check_signing_key(key: String) -> Result<Secret, ConfigError> {
             reason: format!("must be at least {MIN_JWT_SECRET_BYTES} bytes"),
         });
     }
-    Ok(Secret(key))
+    Ok(Secret::new(key))
 }
 
 /// The signing key in Secrets Manager, read again whenever its holder wants the current value.
@@ -350,69 +323,4 @@ fn rds_options(
         Some(path) => options.ssl_ca(path),
     };
     Ok(options)
-}
-
-async fn secrets_client(var: &impl Fn(&str) -> Option<String>) -> aws_sdk_secretsmanager::Client {
-    aws_sdk_secretsmanager::Client::new(&aws_sdk_config(var).await)
-}
-
-/// The AWS SDK's configuration, honouring `AWS_ENDPOINT_URL` (how tests reach moto) and
-/// `AWS_REGION`.
-pub async fn aws_sdk_config(var: &impl Fn(&str) -> Option<String>) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if let Some(url) = var("AWS_ENDPOINT_URL") {
-        loader = loader.endpoint_url(url);
-    }
-    if let Some(region) = var("AWS_REGION") {
-        loader = loader.region(aws_config::Region::new(region));
-    }
-    loader.load().await
-}
-
-/// The key that seals webhook signing secrets in the database, so that the database alone
-/// cannot sign: Secrets Manager (`WEBHOOK_KEY_ARN`) on AWS, `WEBHOOK_KEY` locally.
-pub async fn webhook_key(var: &impl Fn(&str) -> Option<String>) -> Result<Secret, ConfigError> {
-    match var("WEBHOOK_KEY_ARN") {
-        Some(arn) => Ok(Secret(
-            fetch_secret(&secrets_client(var).await, &arn).await?,
-        )),
-        None => var("WEBHOOK_KEY")
-            .map(Secret)
-            .ok_or(ConfigError::Missing("WEBHOOK_KEY")),
-    }
-}
-
-async fn fetch_secret(
-    client: &aws_sdk_secretsmanager::Client,
-    arn: &str,
-) -> Result<String, ConfigError> {
-    let output = client
-        .get_secret_value()
-        .secret_id(arn)
-        .send()
-        .await
-        .map_err(|e| ConfigError::Secret {
-            arn: arn.to_string(),
-            reason: aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
-        })?;
-    output
-        .secret_string()
-        .map(str::to_string)
-        .ok_or_else(|| ConfigError::Secret {
-            arn: arn.to_string(),
-            reason: "has no string value".into(),
-        })
-}
-
-/// The text of a secret named by an environment variable holding its ARN, or `None` when
-/// the variable is unset. `AWS_ENDPOINT_URL` is honoured, as for every other secret.
-pub async fn secret_named_by(variable: &'static str) -> Result<Option<Secret>, ConfigError> {
-    let var = |name: &str| std::env::var(name).ok();
-    let Some(arn) = var(variable) else {
-        return Ok(None);
-    };
-    let client = secrets_client(&var).await;
-    fetch_secret(&client, &arn)
-        .await
-        .map(|text| Some(Secret(text)))
 }

@@ -10,7 +10,7 @@ use aws_lc_rs::hkdf::{HKDF_SHA256, Salt};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// Shortest accepted key material: 256 bits, as many as the cipher's key.
 pub const MIN_SEALING_KEY_BYTES: usize = 32;

@@ -3,6 +3,7 @@
 //! knows nothing of the shop's rules nor of serving HTTP; the domain layer builds on it and
 //! the web layer on both.
 
+pub mod aws;
 pub mod config;
 pub mod crypto;
 pub mod db;
@@ -10,4 +11,5 @@ pub mod deadline;
 pub mod outbound;
 pub mod password;
 pub mod queue;
+pub mod secret;
 pub mod webhook_signature;

@@ -74,10 +74,10 @@ impl SqsQueue {
         }
     }
 
-    /// The client from the environment (see [`crate::config::aws_sdk_config`]).
+    /// The client from the environment (see [`crate::aws::sdk_config`]).
     pub async fn from_env(url: impl Into<String>) -> Self {
         let var = |name: &str| std::env::var(name).ok();
-        let config = crate::config::aws_sdk_config(&var).await;
+        let config = crate::aws::sdk_config(&var).await;
         Self::new(aws_sdk_sqs::Client::new(&config), url)
     }
 

@@ -17,7 +17,7 @@ fn moto_env(name: &str) -> Option<String> {
 
 /// A fresh queue in moto, and the queue's client.
 async fn sqs_queue() -> SqsQueue {
-    let config = platform::config::aws_sdk_config(&moto_env).await;
+    let config = platform::aws::sdk_config(&moto_env).await;
     let client = aws_sdk_sqs::Client::new(&config);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -69,7 +69,7 @@ async fn sqs_takes_any_number_of_messages_in_batches_of_ten() {
 async fn sqs_errors_are_errors() {
     let queue = sqs_queue().await;
     let missing = SqsQueue::new(
-        aws_sdk_sqs::Client::new(&platform::config::aws_sdk_config(&moto_env).await),
+        aws_sdk_sqs::Client::new(&platform::aws::sdk_config(&moto_env).await),
         format!("{}-missing", queue.url()),
     );
     assert!(missing.send(vec!["x".into()]).await.is_err());

@@ -1,7 +1,8 @@
 //! The key that seals webhook secrets: from Secrets Manager (moto's server, started by
 //! `make test`) when `WEBHOOK_KEY_ARN` is set, else from `WEBHOOK_KEY`.
 
-use platform::config::{ConfigError, webhook_key};
+use platform::aws::webhook_key;
+use platform::config::ConfigError;
 use platform::crypto::SealingKey;
 
 fn moto_endpoint() -> String {
@@ -24,8 +25,7 @@ async fn the_key_comes_from_secrets_manager_on_aws() {
         ("AWS_ENDPOINT_URL", moto_endpoint()),
         ("AWS_REGION", "us-east-1".into()),
     ]);
-    let client =
-        aws_sdk_secretsmanager::Client::new(&platform::config::aws_sdk_config(&moto).await);
+    let client = aws_sdk_secretsmanager::Client::new(&platform::aws::sdk_config(&moto).await);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -1,10 +1,17 @@
 //! The Lambda entry point: a function's router behind `lambda_http`.
 
+use std::convert::Infallible;
+use std::panic::AssertUnwindSafe;
+
 use axum::Router;
+use axum::response::IntoResponse;
 use lambda_http::request::{LambdaRequest, RequestContext};
 use lambda_http::{LambdaEvent, RequestExt, Service};
 use lambda_runtime::service_fn;
 use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::router::panic_message;
 
 /// A function's router behind a step that removes a REST API stage (`/Prod/products` →
 /// `/products`), so one build serves HTTP APIs, REST APIs and custom domains alike.
@@ -26,15 +33,72 @@ pub async fn run_lambda(router: Router) -> Result<(), lambda_http::Error> {
 
 /// One invocation: the API Gateway event, made safe to turn into a request, through the
 /// router, and back as the response Lambda returns to API Gateway.
+///
+/// `lambda_http` panics on a few events it cannot turn into a request; the known ones are
+/// made convertible first ([`drop_unparseable_hosts`], [`encode_raw_query`]), and any other
+/// is caught and answered like a panicking handler: a 500 problem, the instance unharmed.
 pub async fn handle(
     service: LambdaService,
     event: LambdaEvent<Value>,
 ) -> Result<impl serde::Serialize + use<>, lambda_http::Error> {
     let (mut payload, context) = event.into_parts();
     drop_unparseable_hosts(&mut payload);
+    encode_raw_query(&mut payload);
     let request: LambdaRequest = serde_json::from_value(payload)?;
-    let mut adapter = lambda_http::Adapter::from(service);
-    Ok(adapter.call(LambdaEvent::new(request, context)).await?)
+    let stand_in = stand_in_for(&request);
+    let event = LambdaEvent::new(request, context.clone());
+    // Each adapter lives only for its call: the future it returns is `Send`, so that
+    // invocations can run in parallel (the tests' concurrent logins do).
+    let converted = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        lambda_http::Adapter::from(service).call(event)
+    }));
+    match converted {
+        Ok(response) => Ok(response.await?),
+        Err(panic) => {
+            let message = format!(
+                "the API Gateway event could not become a request: {}",
+                panic_message(&*panic)
+            );
+            let answer = lambda_http::Adapter::from(tower::service_fn(move |_| {
+                let error = ApiError::internal(&message);
+                async move { Ok::<_, Infallible>(error.into_response()) }
+            }))
+            .call(LambdaEvent::new(stand_in, context));
+            Ok(answer.await?)
+        }
+    }
+}
+
+/// A request of the same kind as `request` (so its answer has the shape API Gateway
+/// expects) that `lambda_http` can always convert: no host, no path, no query.
+fn stand_in_for(request: &LambdaRequest) -> LambdaRequest {
+    match request {
+        LambdaRequest::ApiGatewayV1(_) => LambdaRequest::ApiGatewayV1(Default::default()),
+        _ => LambdaRequest::ApiGatewayV2(Default::default()),
+    }
+}
+
+/// HTTP API events carry the query string as the client sent it, and `lambda_http` appends
+/// it to the URL unchecked: a byte a URL may not hold raw (a space, `"`, `<`, `>`, a
+/// control character) makes it panic. Those bytes are percent-encoded, which the query
+/// parser decodes back to the same text; `#` too, since it would end the query.
+fn encode_raw_query(event: &mut Value) {
+    let Some(Value::String(query)) = event.get_mut("rawQueryString") else {
+        return;
+    };
+    let refused = |c: char| c.is_ascii_control() || matches!(c, ' ' | '"' | '#' | '<' | '>');
+    if !query.contains(refused) {
+        return;
+    }
+    let mut encoded = String::with_capacity(query.len() + 16);
+    for c in query.chars() {
+        if refused(c) {
+            encoded.push_str(&format!("%{:02X}", c as u32));
+        } else {
+            encoded.push(c);
+        }
+    }
+    *query = encoded;
 }
 
 /// `lambda_http` builds each request's URL from the `Host` header (or the API's domain

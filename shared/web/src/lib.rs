@@ -3,6 +3,7 @@
 //! rejection into the contract's status; bearer tokens become a domain `Caller`.
 
 pub mod auth;
+pub mod client;
 pub mod error;
 pub mod extract;
 pub mod idempotency;

@@ -10,6 +10,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use lambda_http::RequestExt;
 use lambda_http::request::RequestContext;
+use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
 use crate::error::{ApiError, CredentialsRejected, problem_response};
@@ -21,8 +22,9 @@ use crate::state::AppState;
 pub const REQUEST_ID: &str = "x-request-id";
 
 /// Completes a function's router: unknown paths are 404 and wrong methods 405 (with the
-/// `Allow` header axum computes), both as problem+json; bodies over 1 MiB are 413; every
-/// request is logged under its request id, which the response carries back.
+/// `Allow` header axum computes), both as problem+json; bodies over 1 MiB are 413; a panic
+/// is a 500 and the instance keeps serving; every request is logged under its request id,
+/// which the response carries back.
 pub fn finish(routes: Router<AppState>, state: AppState) -> Router {
     finish_stateless(
         routes
@@ -42,7 +44,25 @@ pub fn finish_stateless(routes: Router) -> Router {
             method_not_allowed_as_problem,
         ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(CatchPanicLayer::custom(panic_as_problem))
         .layer(axum::middleware::from_fn(with_request_id))
+}
+
+/// A panic is a bug like any other internal error, and answers as one: a 500 problem whose
+/// message stays in the log, under the request's id. Release builds unwind
+/// (`panic = "unwind"`), so the instance survives to serve the next request.
+fn panic_as_problem(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic_message(&*panic);
+    ApiError::internal(format!("the handler panicked: {message}")).into_response()
+}
+
+/// The text a panic was raised with, for the log.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic without a message")
 }
 
 async fn with_request_id(

@@ -1,7 +1,7 @@
 //! Bearer tokens: HS256 JWTs with `sub`, `role`, `iat`, `exp` and `ver`, the user's token
 //! version when the token was issued (a new password bumps it, revoking older tokens).
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use platform::config::SigningKeySource;
@@ -69,7 +69,7 @@ impl Tokens {
     async fn current(&self) -> Arc<TokenKeys> {
         if let Some(source) = &self.source {
             let due = {
-                let mut read_at = self.read_at.lock().expect("never poisoned");
+                let mut read_at = self.read_at.lock().unwrap_or_else(PoisonError::into_inner);
                 let due = read_at.elapsed() >= self.refresh;
                 if due {
                     *read_at = Instant::now();
@@ -80,7 +80,7 @@ impl Tokens {
                 match source.read().await {
                     Ok(secret) => {
                         let keys = Arc::new(TokenKeys::new(secret.expose().as_bytes(), self.ttl));
-                        *self.keys.write().expect("never poisoned") = keys;
+                        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = keys;
                     }
                     Err(err) => {
                         tracing::warn!(error = %err, "reading the signing key again failed")
@@ -88,7 +88,11 @@ impl Tokens {
                 }
             }
         }
-        self.keys.read().expect("never poisoned").clone()
+        // A lock poisoned by a panicking request still holds a whole key: keep serving.
+        self.keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 

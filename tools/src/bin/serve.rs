@@ -24,6 +24,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await
         .map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
     println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, tools::serve::router(state)).await?;
+    tools::serve::serve(listener, tools::serve::router(state)).await?;
     Ok(())
 }

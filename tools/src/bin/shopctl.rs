@@ -1,11 +1,12 @@
 //! Operator commands against `DATABASE_URL`:
 //!
-//! - `shopctl migrate`: create the database if missing and apply the embedded migrations.
+//! - `shopctl migrate`: create the database if missing, apply the embedded migrations and
+//!   the data steps that follow them (see `domain::schema`).
 //! - `shopctl admin <email> <password> [name]`: create the first admin (or promote one).
 //! - `shopctl seed`: load sample categories and products once (no-op when products exist).
+//! - `shopctl reset`: empty every table (the schema stays), so that `seed` starts afresh.
 //!
 //! Each says what it found and did in one line: `make run` shows them as its progress.
-//! - `shopctl reset`: empty every table (the schema stays), so that `seed` starts afresh.
 
 use std::process::ExitCode;
 
@@ -57,8 +58,7 @@ async fn run(args: &[String]) -> Result<(), String> {
     {
         ["migrate"] => {
             let before = applied_migrations(&pool).await?;
-            domain::MIGRATOR
-                .run(&pool)
+            domain::schema::migrate(&pool)
                 .await
                 .map_err(|e| e.to_string())?;
             let all = domain::MIGRATOR.iter().count();

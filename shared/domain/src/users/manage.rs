@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::MySqlPool;
 
 use super::account::{Email, Password};
+use super::client::ClientAddress;
 use super::login::authenticate;
 use super::model::{Profile, Registration, User, UserPatch};
 use crate::caller::Caller;
@@ -86,9 +87,15 @@ pub async fn register(pool: &MySqlPool, input: Registration) -> Result<User> {
 
 /// Applies a partial update for `caller`. Only an admin may change a role (403 otherwise).
 /// Callers changing their own email or password must give their current password: missing
-/// is a 400, wrong is a 403 that counts as a failed login for the account. A new password
-/// bumps the token version, revoking every token issued before.
-pub async fn update(pool: &MySqlPool, caller: Caller, id: u64, patch: UserPatch) -> Result<User> {
+/// is a 400, wrong is a 403 that counts as a failed login for the account from `client`. A
+/// new password bumps the token version, revoking every token issued before.
+pub async fn update(
+    pool: &MySqlPool,
+    caller: Caller,
+    id: u64,
+    patch: UserPatch,
+    client: &ClientAddress,
+) -> Result<User> {
     if patch.role.is_some() && !caller.is_admin() {
         return Err(Error::Forbidden("Only an admin may change a role."));
     }
@@ -100,7 +107,7 @@ pub async fn update(pool: &MySqlPool, caller: Caller, id: u64, patch: UserPatch)
             ));
         };
         let email = get(pool, id).await?.email;
-        if authenticate(pool, email, current).await?.is_none() {
+        if authenticate(pool, email, current, client).await?.is_none() {
             return Err(Error::Forbidden("The current password is wrong."));
         }
     }

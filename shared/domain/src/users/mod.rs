@@ -1,14 +1,19 @@
 //! Users: accounts, roles, login throttling and the token version that revokes old tokens.
 
 pub mod account;
+pub mod client;
 pub mod deletion;
 pub mod login;
 pub mod manage;
 pub mod model;
 
 pub use account::{Email, Password};
+pub use client::ClientAddress;
 pub use deletion::delete;
-pub use login::{Account, Credentials, MAX_FAILED_LOGINS, THROTTLE_WINDOW_SECS, login};
+pub use login::{
+    Account, Credentials, MAX_FAILED_LOGINS, MAX_FAILED_LOGINS_PER_ADDRESS, THROTTLE_WINDOW_SECS,
+    login,
+};
 pub use manage::{
     get, profile, register, require_existing_user, token_state, update, upsert_admin,
 };

@@ -89,7 +89,7 @@ pub async fn prepare_database(url: &str) -> MySqlPool {
     }
     sqlx::MySql::create_database(url).await.unwrap();
     let pool = platform::db::pool_with(platform::config::options_from_url(url).unwrap(), 4);
-    domain::MIGRATOR.run(&pool).await.unwrap();
+    domain::schema::migrate(&pool).await.unwrap();
     // Spread over time so that the newest-first walk has distinct timestamps.
     for start in (0..PRODUCTS).step_by(5_000) {
         let mut qb = sqlx::QueryBuilder::new(

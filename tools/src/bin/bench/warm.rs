@@ -121,7 +121,8 @@ pub async fn floor(state: AppState, f: Fixture, scenario: &'static str) {
         "POST /users/login" => {
             let credentials: domain::users::Credentials =
                 serde_json::from_value(json!({"email": f.email, "password": PASSWORD})).unwrap();
-            let account = domain::users::login(&state.pool, credentials)
+            let client = domain::users::ClientAddress::parse("127.0.0.1");
+            let account = domain::users::login(&state.pool, credentials, &client)
                 .await
                 .unwrap();
             state.tokens.issue(&account).await.unwrap();
