@@ -243,7 +243,9 @@ async fn the_user_connects_only_from_its_host_pattern_and_older_hosts_are_droppe
         .as_database_error()
         .and_then(|e| e.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>())
         .map(|e| e.number());
-    assert!(matches!(code, Some(1045 | 1130)), "{refused}");
+    // 1045 or 1130 as a rule; MariaDB answers some logins of a user it has at no matching
+    // host with 1698, as if the account took no password.
+    assert!(matches!(code, Some(1045 | 1130 | 1698)), "{refused}");
     let schema_wide: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mysql.db WHERE User = ?")
         .bind(&user)
         .fetch_one(&pool)
@@ -299,8 +301,8 @@ async fn every_run_grants_new_tables_and_takes_back_the_ones_gone(pool: MySqlPoo
     );
     assert_eq!(
         before.len(),
-        common::tables(&pool).await.len() - 1,
-        "every table but the record"
+        common::tables(&pool).await.len() - 2,
+        "every table but the migrations' two records"
     );
 
     // A table a later migration makes: refused until the next run grants it.
