@@ -5,13 +5,17 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post, put};
+use domain::addresses::Shipping;
+use domain::caller::Caller;
 use domain::cart::{self, Cart, Checkout, SetQuantity};
 use domain::id::Id;
+use domain::idempotency::Parties;
+use domain::orders::{Limits, Placed};
 use domain::users;
 use web::auth::AuthUser;
 use web::error::ApiResult;
 use web::extract::{Json, OptionalJson, Path};
-use web::idempotency::{self, IdempotencyKey, Parties};
+use web::idempotency::{self, Created, IdempotencyKey, Job, Tx};
 use web::state::AppState;
 
 /// This function's routes, for Lambda ([`router`]) or for a host serving several functions.
@@ -89,9 +93,39 @@ async fn checkout(
         caller: caller.id,
         owner: Some(user_id),
     };
-    idempotency::create_once(&state.pool, parties, key, route, &request, move |tx| {
-        let shipping = shipping.clone();
-        Box::pin(async move { Ok(cart::checkout(tx, &caller, user_id, &shipping, limits).await?) })
-    })
-    .await
+    let job = CheckOut {
+        caller,
+        user_id,
+        shipping,
+        limits,
+    };
+    idempotency::create_once(&state.pool, parties, key, route, &request, job).await
+}
+
+/// Checkout in its two phases: the cart's order written (the cart emptied), then its stock
+/// taken last.
+#[derive(Clone)]
+struct CheckOut {
+    caller: Caller,
+    user_id: u64,
+    shipping: Shipping,
+    limits: Limits,
+}
+
+impl Job for CheckOut {
+    type Resource = Placed;
+
+    async fn write(&self, tx: &mut Tx<'static>) -> ApiResult<Created<Placed>> {
+        let placed =
+            cart::checkout(tx, &self.caller, self.user_id, &self.shipping, self.limits).await?;
+        let location = format!("/orders/{}", placed.order().id);
+        Ok(Created {
+            resource: placed,
+            location,
+        })
+    }
+
+    async fn finish(&self, placed: &Placed, tx: &mut Tx<'static>) -> ApiResult<()> {
+        Ok(placed.take_stock(tx).await?)
+    }
 }

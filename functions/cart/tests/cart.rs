@@ -629,7 +629,7 @@ async fn checkout_refuses_a_cart_longer_than_an_order(pool: MySqlPool) {
 #[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn checkout_counts_toward_the_pending_order_cap(pool: MySqlPool) {
     let mut state = testkit::state(pool);
-    state.max_pending_orders = 2;
+    state.order_limits.max_pending = 2;
     let app = TestApp::with_state(state, cart::router);
     let ada = app.customer().await;
     let mug = app.product("Mug", "4", 10).await;

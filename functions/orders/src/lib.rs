@@ -5,13 +5,18 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
+use domain::addresses::Shipping;
+use domain::caller::Caller;
 use domain::id::Id;
-use domain::orders::{self, NewOrder, Order, OrderQuery, OrderSummary, StatusChange};
+use domain::idempotency::Parties;
+use domain::orders::{
+    self, Limits, NewOrder, Order, OrderQuery, OrderSummary, Placed, StatusChange,
+};
 use domain::page::Page;
 use web::auth::AuthUser;
 use web::error::ApiResult;
 use web::extract::{Json, Path, Query};
-use web::idempotency::{self, IdempotencyKey, Parties};
+use web::idempotency::{self, Created, IdempotencyKey, Job, Tx};
 use web::state::AppState;
 
 /// This function's routes, for Lambda ([`router`]) or for a host serving several functions.
@@ -41,20 +46,49 @@ async fn create(
         caller: caller.id,
         owner: Some(owner),
     };
-    idempotency::create_once(
-        &state.pool,
-        parties,
-        key,
-        "POST /orders",
-        &input,
-        move |tx| {
-            let (lines, shipping) = (lines.clone(), shipping.clone());
-            Box::pin(async move {
-                Ok(orders::place(tx, &caller, owner, &lines, &shipping, limits).await?)
-            })
-        },
-    )
-    .await
+    let job = PlaceOrder {
+        caller,
+        owner,
+        lines,
+        shipping,
+        limits,
+    };
+    idempotency::create_once(&state.pool, parties, key, "POST /orders", &input, job).await
+}
+
+/// `POST /orders` in its two phases: the order written, then its stock taken last.
+#[derive(Clone)]
+struct PlaceOrder {
+    caller: Caller,
+    owner: u64,
+    lines: Vec<(u64, u32)>,
+    shipping: Shipping,
+    limits: Limits,
+}
+
+impl Job for PlaceOrder {
+    type Resource = Placed;
+
+    async fn write(&self, tx: &mut Tx<'static>) -> ApiResult<Created<Placed>> {
+        let placed = orders::place(
+            tx,
+            &self.caller,
+            self.owner,
+            &self.lines,
+            &self.shipping,
+            self.limits,
+        )
+        .await?;
+        let location = format!("/orders/{}", placed.order().id);
+        Ok(Created {
+            resource: placed,
+            location,
+        })
+    }
+
+    async fn finish(&self, placed: &Placed, tx: &mut Tx<'static>) -> ApiResult<()> {
+        Ok(placed.take_stock(tx).await?)
+    }
 }
 
 async fn show(

@@ -639,7 +639,7 @@ async fn parallel_orders_of_one_customer_stop_exactly_at_the_cap(pool: MySqlPool
         .await
         .unwrap();
     let mut state = testkit::state(wide);
-    state.max_pending_orders = 3;
+    state.order_limits.max_pending = 3;
     let app = Arc::new(TestApp::with_state(state, orders::router));
     let mug = app.product("Mug", "4", 100_000).await;
     const ROUNDS: usize = 16;
@@ -1076,7 +1076,7 @@ fn rfc3339(value: &Value) -> chrono::DateTime<chrono::Utc> {
 #[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn a_pending_order_holds_its_stock_until_its_hold_runs_out(pool: MySqlPool) {
     let mut state = testkit::state(pool);
-    state.order_hold = std::time::Duration::from_secs(5);
+    state.order_limits.hold = std::time::Duration::from_secs(5);
     let app = TestApp::with_state(state, orders::router);
     let ada = app.customer().await;
     let mug = app.product("Mug", "4", 10).await;

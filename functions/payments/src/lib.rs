@@ -4,14 +4,16 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::{get, post};
+use domain::caller::Caller;
 use domain::id::Id;
+use domain::idempotency::Parties;
 use domain::orders;
 use domain::page::Page;
 use domain::payments::{self, NewPayment, Payment, PaymentQuery};
 use web::auth::AuthUser;
 use web::error::ApiResult;
 use web::extract::{Json, Path, Query};
-use web::idempotency::{self, IdempotencyKey, Parties};
+use web::idempotency::{self, Created, IdempotencyKey, Job, Tx};
 use web::state::AppState;
 
 /// This function's routes, for Lambda ([`router`]) or for a host serving several functions.
@@ -40,18 +42,27 @@ async fn create(
         caller: caller.id,
         owner: None,
     };
-    idempotency::create_once(
-        &state.pool,
-        parties,
-        key,
-        "POST /payments",
-        &request,
-        move |tx| {
-            let input = input.clone();
-            Box::pin(async move { Ok(payments::record(tx, &caller, &input).await?) })
-        },
-    )
-    .await
+    let job = RecordPayment { caller, input };
+    idempotency::create_once(&state.pool, parties, key, "POST /payments", &request, job).await
+}
+
+/// `POST /payments`: the payment recorded (and its order settled) in one write.
+#[derive(Clone)]
+struct RecordPayment {
+    caller: Caller,
+    input: NewPayment,
+}
+
+impl Job for RecordPayment {
+    type Resource = Payment;
+
+    async fn write(&self, tx: &mut Tx<'static>) -> ApiResult<Created<Payment>> {
+        let payment = payments::record(tx, &self.caller, &self.input).await?;
+        Ok(Created {
+            location: format!("/payments/{}", payment.id),
+            resource: payment,
+        })
+    }
 }
 
 async fn show(

@@ -66,7 +66,7 @@ impl Sweeper {
 
     /// From `ORDER_HOLD_SECONDS`, as the API functions read it.
     pub fn from_env() -> Result<Self, Error> {
-        let hold = platform::config::order_hold(&|name| std::env::var(name).ok())?;
+        let hold = domain::settings::order_hold(&|name| std::env::var(name).ok())?;
         Ok(Self::new(hold))
     }
 

@@ -64,8 +64,15 @@ async fn order(pool: &MySqlPool, user: u64, lines: &[(u64, u32)]) -> u64 {
                 hold: HOLD,
                 max_pending: 1000,
             };
-            let actor = domain::orders::Actor::Customer;
-            domain::orders::create_in(tx, user, &lines, None, actor, limits).await
+            let caller = domain::caller::Caller {
+                id: user,
+                role: domain::role::Role::Customer,
+            };
+            let shipping = domain::addresses::Shipping::Nowhere;
+            let placed =
+                domain::orders::place(tx, &caller, user, &lines, &shipping, limits).await?;
+            placed.take_stock(tx).await?;
+            Ok::<_, domain::error::Error>(placed.order().id)
         })
     })
     .await

@@ -10,9 +10,10 @@ use crate::caller::Caller;
 use crate::error::{Conflict, Error, FieldError, Result};
 use crate::id::Id;
 use crate::money::Money;
-use crate::orders::create::{Limits, Placed, admit, cart_not_orderable};
+use crate::orders::create::{Placed, admit, cart_not_orderable};
 use crate::orders::history::Actor;
 use crate::orders::model::{MAX_LINES, MAX_QUANTITY};
+use crate::settings::OrderLimits as Limits;
 use crate::validate::{Checks, Validate, whole};
 use platform::db::{self, Tx};
 

@@ -42,6 +42,8 @@ pub enum Conflict {
     TooManyPendingOrders,
     /// The cart already holds as many lines as an order may have.
     CartFull,
+    /// An `Idempotency-Key` already used for another request.
+    IdempotencyKeyReused,
 }
 
 #[derive(Debug, thiserror::Error)]

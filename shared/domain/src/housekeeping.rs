@@ -20,9 +20,6 @@ use crate::users::THROTTLE_WINDOW_SECS;
 pub const ORDER_BATCH: u32 = 200;
 /// Rows deleted per statement.
 pub const DELETE_BATCH: u32 = 1000;
-/// How long an idempotency record is kept: the contract promises at least 24 hours. Until
-/// the sweep deletes it, an older key starts afresh.
-pub const IDEMPOTENCY_TTL_HOURS: u32 = 24;
 
 /// What one sweep did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -51,17 +48,8 @@ pub async fn sweep(pool: &MySqlPool, budget: Duration) -> Result<Report> {
         report.incomplete = true;
         return Ok(report);
     }
-    let (deleted, done) = batches(deadline, DELETE_BATCH, || async {
-        let deleted = sqlx::query!(
-            "DELETE FROM idempotency_keys
-             WHERE created_at < UTC_TIMESTAMP(6) - INTERVAL ? HOUR
-             ORDER BY created_at LIMIT ?",
-            IDEMPOTENCY_TTL_HOURS,
-            DELETE_BATCH
-        )
-        .execute(pool)
-        .await?;
-        Ok(deleted.rows_affected())
+    let (deleted, done) = batches(deadline, DELETE_BATCH, || {
+        crate::idempotency::purge(pool, DELETE_BATCH)
     })
     .await?;
     report.idempotency_keys_deleted = deleted;

@@ -33,20 +33,7 @@ pub struct Config {
     /// How often secrets kept in memory are read again (`SECRETS_REFRESH_SECONDS`).
     pub secrets_refresh: Duration,
     pub token_ttl: Duration,
-    /// How long a pending order holds its stock (`ORDER_HOLD_SECONDS`).
-    pub order_hold: Duration,
-    /// How many pending orders one customer may hold at once (`MAX_PENDING_ORDERS`).
-    pub max_pending_orders: u32,
 }
-
-/// Default stock hold of a pending order: 30 minutes, long enough to pay, short enough
-/// that an abandoned order does not keep goods off the shelf for long.
-pub const DEFAULT_ORDER_HOLD: Duration = Duration::from_secs(1800);
-/// Longest accepted hold: a week.
-pub const MAX_ORDER_HOLD_SECS: u64 = 7 * 24 * 3600;
-/// Pending orders one customer may hold at once by default: enough to shop in several
-/// tabs, too few for one account to hold a product's whole stock. 1 to 10 000 accepted.
-pub const DEFAULT_MAX_PENDING_ORDERS: u32 = 10;
 
 #[derive(Clone)]
 pub struct DatabaseConfig {
@@ -125,8 +112,6 @@ impl Config {
 
         let token_ttl =
             seconds(&var, "TOKEN_TTL_SECONDS", 60, 86_400)?.unwrap_or(Duration::from_secs(3600));
-        let order_hold = order_hold(&var)?;
-        let max_pending_orders = max_pending_orders(&var)?;
 
         Ok(Config {
             database,
@@ -134,8 +119,6 @@ impl Config {
             jwt_source,
             secrets_refresh,
             token_ttl,
-            order_hold,
-            max_pending_orders,
         })
     }
 }
@@ -169,25 +152,8 @@ impl SigningKeySource {
     }
 }
 
-/// `ORDER_HOLD_SECONDS`: 1 second to a week, [`DEFAULT_ORDER_HOLD`] when unset.
-pub fn order_hold(var: &impl Fn(&str) -> Option<String>) -> Result<Duration, ConfigError> {
-    Ok(seconds(var, "ORDER_HOLD_SECONDS", 1, MAX_ORDER_HOLD_SECS)?.unwrap_or(DEFAULT_ORDER_HOLD))
-}
-
-/// `MAX_PENDING_ORDERS`: 1 to 10 000, [`DEFAULT_MAX_PENDING_ORDERS`] when unset.
-pub fn max_pending_orders(var: &impl Fn(&str) -> Option<String>) -> Result<u32, ConfigError> {
-    let Some(value) = var("MAX_PENDING_ORDERS") else {
-        return Ok(DEFAULT_MAX_PENDING_ORDERS);
-    };
-    let cap = value.parse().ok().filter(|n| (1..=10_000).contains(n));
-    cap.ok_or(ConfigError::Invalid {
-        name: "MAX_PENDING_ORDERS",
-        reason: "must be a whole number between 1 and 10000".into(),
-    })
-}
-
 /// A whole number of seconds within `min..=max`, or `None` when the variable is unset.
-fn seconds(
+pub fn seconds(
     var: &impl Fn(&str) -> Option<String>,
     name: &'static str,
     min: u64,

@@ -20,13 +20,15 @@ pub const JWT_SECRET: &str = "test-signing-key-that-is-long-enough-0123456789";
 pub fn state(pool: MySqlPool) -> AppState {
     AppState {
         pool,
-        tokens: Arc::new(Tokens::fixed(
+        // A key that never changes: no source to read it again from.
+        tokens: Arc::new(Tokens::new(
             JWT_SECRET.as_bytes(),
             Duration::from_secs(3600),
+            None,
+            Duration::MAX,
         )),
         credentials: None,
-        order_hold: platform::config::DEFAULT_ORDER_HOLD,
-        max_pending_orders: platform::config::DEFAULT_MAX_PENDING_ORDERS,
+        order_limits: domain::settings::OrderLimits::default(),
     }
 }
 

@@ -25,9 +25,6 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("unsupported media type")]
     UnsupportedMediaType,
-    /// An `Idempotency-Key` reused for another request.
-    #[error("idempotency key reused")]
-    IdempotencyKeyReused,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -71,7 +68,6 @@ impl ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::IdempotencyKeyReused => StatusCode::CONFLICT,
         }
     }
 
@@ -94,7 +90,6 @@ impl ApiError {
             Self::Unauthorized(_) => "unauthorized",
             Self::PayloadTooLarge => "payload-too-large",
             Self::UnsupportedMediaType => "unsupported-media-type",
-            Self::IdempotencyKeyReused => "idempotency-key-reused",
         }
     }
 
@@ -120,9 +115,6 @@ impl ApiError {
             Self::Unauthorized(detail) => (*detail).into(),
             Self::PayloadTooLarge => "The request body is larger than 1 MiB.".into(),
             Self::UnsupportedMediaType => "The request body must be application/json.".into(),
-            Self::IdempotencyKeyReused => {
-                "This Idempotency-Key was already used for a different request.".into()
-            }
         }
     }
 
@@ -153,6 +145,7 @@ fn conflict_kind(kind: Conflict) -> &'static str {
         Conflict::AccountHasOpenOrders => "account-has-open-orders",
         Conflict::TooManyPendingOrders => "too-many-pending-orders",
         Conflict::CartFull => "cart-full",
+        Conflict::IdempotencyKeyReused => "idempotency-key-reused",
     }
 }
 

@@ -1,11 +1,10 @@
 //! What every function builds once per cold start and shares across requests.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use sqlx::MySqlPool;
+use std::sync::Arc;
 
 use crate::tokens::Tokens;
+use domain::settings::OrderLimits;
 use platform::config::{Config, ConfigError, RotatingCredentials};
 
 #[derive(Clone)]
@@ -14,14 +13,12 @@ pub struct AppState {
     pub tokens: Arc<Tokens>,
     /// Set on Lambda: re-read the database secret when the server refuses the password.
     pub credentials: Option<Arc<RotatingCredentials>>,
-    /// How long a new pending order holds its stock.
-    pub order_hold: Duration,
-    /// How many pending orders one customer may hold at once.
-    pub max_pending_orders: u32,
+    /// What every new order is held to (its stock hold, the cap on pending orders).
+    pub order_limits: OrderLimits,
 }
 
 impl AppState {
-    pub fn new(config: &Config) -> Self {
+    pub fn new(config: &Config, order_limits: OrderLimits) -> Self {
         Self {
             pool: platform::db::pool(&config.database),
             tokens: Arc::new(Tokens::new(
@@ -31,17 +28,13 @@ impl AppState {
                 config.secrets_refresh,
             )),
             credentials: config.database.credentials.clone(),
-            order_hold: config.order_hold,
-            max_pending_orders: config.max_pending_orders,
+            order_limits,
         }
     }
 
     /// What every new order is held to (its stock hold, the cap on pending orders).
-    pub fn order_limits(&self) -> domain::orders::Limits {
-        domain::orders::Limits {
-            hold: self.order_hold,
-            max_pending: self.max_pending_orders,
-        }
+    pub fn order_limits(&self) -> OrderLimits {
+        self.order_limits
     }
 
     /// Points the pool at the database secret's current credentials (after a rotation);
@@ -61,6 +54,6 @@ impl AppState {
 
     /// Configuration from the environment (and Secrets Manager on Lambda).
     pub async fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self::new(&Config::load().await?))
+        Ok(Self::new(&Config::load().await?, OrderLimits::from_env()?))
     }
 }

@@ -35,11 +35,6 @@ pub struct Tokens {
 }
 
 impl Tokens {
-    /// A key that never changes (local runs and tests).
-    pub fn fixed(secret: &[u8], ttl: Duration) -> Self {
-        Self::new(secret, ttl, None, Duration::MAX)
-    }
-
     /// A key read from `source`, read again every `refresh`.
     pub fn new(
         secret: &[u8],

@@ -80,7 +80,7 @@ async fn database_and_signing_key_come_from_secrets_manager() {
         "never printed"
     );
 
-    let state = web::state::AppState::new(&config);
+    let state = web::state::AppState::new(&config, Default::default());
     let one: i32 = sqlx::query_scalar("SELECT 1")
         .fetch_one(&state.pool)
         .await
@@ -102,7 +102,7 @@ async fn rds_managed_secrets_take_host_and_database_from_the_environment() {
     ]))
     .await
     .unwrap();
-    let state = web::state::AppState::new(&config);
+    let state = web::state::AppState::new(&config, Default::default());
     let db: String = sqlx::query_scalar("SELECT DATABASE()")
         .fetch_one(&state.pool)
         .await
@@ -183,7 +183,7 @@ async fn a_rotated_database_password_is_picked_up_without_a_restart() {
     ]))
     .await
     .unwrap();
-    let state = web::state::AppState::new(&config);
+    let state = web::state::AppState::new(&config, Default::default());
     let routes = axum::Router::new().route(
         "/ping",
         axum::routing::get(
@@ -256,7 +256,7 @@ async fn a_rotated_signing_key_reaches_running_instances_without_a_deploy() {
     ]))
     .await
     .unwrap();
-    let state = web::state::AppState::new(&config);
+    let state = web::state::AppState::new(&config, Default::default());
     let account = domain::users::Account {
         id: 7,
         role: domain::role::Role::Customer,

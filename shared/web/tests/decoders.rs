@@ -97,10 +97,14 @@ fn runtime() -> tokio::runtime::Runtime {
 fn offline_state() -> AppState {
     AppState {
         pool: sqlx::MySqlPool::connect_lazy("mysql://nobody@127.0.0.1:9/none").unwrap(),
-        tokens: Arc::new(Tokens::fixed(KEY, Duration::from_secs(3600))),
+        tokens: Arc::new(Tokens::new(
+            KEY,
+            Duration::from_secs(3600),
+            None,
+            Duration::MAX,
+        )),
         credentials: None,
-        order_hold: Duration::from_secs(1800),
-        max_pending_orders: 10,
+        order_limits: domain::settings::OrderLimits::default(),
     }
 }
 

@@ -22,6 +22,7 @@ use crate::addresses::{PostalAddress, Shipping};
 use crate::caller::Caller;
 use crate::error::{Conflict, Error, FieldError, Result};
 use crate::money::Money;
+use crate::settings::OrderLimits as Limits;
 use crate::stock;
 use platform::db::Tx;
 
@@ -38,10 +39,6 @@ pub struct Placed {
 impl Placed {
     pub fn order(&self) -> &Order {
         &self.order
-    }
-
-    pub fn into_order(self) -> Order {
-        self.order
     }
 
     pub(crate) fn blamed_on_cart(mut self) -> Self {
@@ -81,15 +78,6 @@ impl Serialize for Placed {
     fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
         self.order.serialize(serializer)
     }
-}
-
-/// What the shop's configuration says about every new order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// How long a pending order holds its stock.
-    pub hold: Duration,
-    /// How many pending orders one customer (the owner, whoever places them) may hold.
-    pub max_pending: u32,
 }
 
 /// Level 1 for a new order (see [`crate::stock`]): the owner's row, exclusive, then their
@@ -236,24 +224,6 @@ pub(crate) async fn prepare(
         },
         from_cart: false,
     })
-}
-
-/// Writes the order and takes its stock in `tx`: [`admit`], [`prepare`], then
-/// [`Placed::take_stock`]. Returns the new order's id.
-pub async fn create_in(
-    tx: &mut Tx<'static>,
-    user_id: u64,
-    lines: &[(u64, u32)],
-    ship: Option<&PostalAddress>,
-    actor: Actor,
-    limits: Limits,
-) -> Result<u64> {
-    if !admit(tx, user_id, limits.max_pending).await? {
-        return Err(Error::invalid("user_id", "does not name an existing user"));
-    }
-    let placed = prepare(tx, user_id, lines, ship, actor, limits.hold).await?;
-    placed.take_stock(tx).await?;
-    Ok(placed.order.id)
 }
 
 /// `POST /orders` by `caller` for `owner`: admits the owner, resolves where the order

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use platform::config::{DEFAULT_ORDER_HOLD, Secret};
+use platform::config::Secret;
 use sqlx::MySqlPool;
 use web::state::AppState;
 
@@ -76,10 +76,12 @@ pub fn bench_state(url: &str) -> AppState {
         jwt_source: None,
         secrets_refresh: platform::config::DEFAULT_SECRETS_REFRESH,
         token_ttl: Duration::from_secs(3600),
-        order_hold: DEFAULT_ORDER_HOLD,
-        max_pending_orders: MAX_PENDING_ORDERS,
     };
-    AppState::new(&config)
+    let limits = domain::settings::OrderLimits {
+        max_pending: MAX_PENDING_ORDERS,
+        ..Default::default()
+    };
+    AppState::new(&config, limits)
 }
 
 pub async fn prepare_database(url: &str) -> MySqlPool {
