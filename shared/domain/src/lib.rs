@@ -18,6 +18,7 @@ pub mod products;
 pub mod reviews;
 pub mod role;
 pub mod schema;
+mod sql;
 pub mod stock;
 pub mod time;
 pub mod users;

@@ -148,7 +148,7 @@ async fn return_stock_and_ratings(tx: &mut Tx<'static>, id: u64, holding: &[u64]
         .execute(&mut **tx)
         .await?;
     }
-    Ok(())
+    stock::record_crossings(tx, &held.signed()).await
 }
 
 /// The locked orders `ids` lose their owner and the name and address copied onto them;
