@@ -34,7 +34,7 @@ export DB_SERVER
 
 STACK ?= shop-api
 # The crates deployed as Lambda functions (template.yaml), migrate included.
-FUNCTIONS := products categories users cart orders payments reviews events docs migrate sweep
+FUNCTIONS := products categories users cart orders payments reviews events docs migrate sweep webhook-relay webhook-delivery
 
 .PHONY: help run serve db reset test test-deployed lint sqlx-check admin prepare bench template-check package deploy deployed-admin
 help:
