@@ -419,3 +419,59 @@ async fn racing_changes_are_each_told_once(pool: MySqlPool) {
     }
     assert!(broken.is_empty(), "{}", broken.join("\n"));
 }
+
+/// An account's deletion takes the person out of the events that copied their orders, as
+/// it does out of the orders: no name, address or owner is left in the feed.
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn a_deleted_account_leaves_no_personal_data_in_events(pool: MySqlPool) {
+    let shop = Shop::new(pool);
+    let buyer = shop.orders.customer().await;
+    let other = shop.orders.customer().await;
+    let mug = shop.orders.product("Mug", "5.00", 10).await;
+    let address = json!({
+        "name": "Ada Lovelace", "line1": "12 Analytical Row", "postal_code": "N1 9GU",
+        "city": "London", "country": "GB", "phone": "+44 20 7946 0000"
+    });
+    let mut orders = Vec::new();
+    for user in [&buyer, &other] {
+        let placed = shop
+            .orders
+            .post("/orders")
+            .token(&user.token)
+            .json(json!({
+                "items": [{"product_id": mug, "quantity": 1}],
+                "shipping_address": address
+            }))
+            .send()
+            .await;
+        orders.push(id(&placed, 201));
+    }
+    shop.users
+        .delete(&format!("/users/{}", buyer.id))
+        .token(&buyer.token)
+        .send()
+        .await
+        .expect(204);
+
+    let events = shop.events().await;
+    let of = |order: u64| -> Vec<&Value> {
+        events
+            .iter()
+            .filter(|(k, d)| k.starts_with("order.") && d["id"] == order)
+            .map(|(_, d)| d)
+            .collect()
+    };
+    let deleted = of(orders[0]);
+    assert_eq!(deleted.len(), 2, "created, then cancelled by the deletion");
+    for data in deleted {
+        assert_eq!(data["user_id"], Value::Null);
+        assert_eq!(data["shipping_address"], Value::Null);
+        assert!(!data.to_string().contains("Lovelace"), "{data}");
+        assert_eq!(data["total"], 5.0);
+    }
+    // Another customer's order keeps its owner and address.
+    let kept = of(orders[1]);
+    assert_eq!(kept[0]["user_id"], other.id);
+    assert_eq!(kept[0]["shipping_address"]["name"], "Ada Lovelace");
+    shop.outbox_matches().await.unwrap();
+}
