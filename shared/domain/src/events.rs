@@ -15,6 +15,8 @@
 //! Callers record an event after making the change, while holding its locks: two changes
 //! of one resource then commit, and are numbered, in the order they happened.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -111,7 +113,16 @@ pub async fn record(tx: &mut Tx<'static>, kind: EventType, data: &impl Serialize
     )
     .execute(&mut **tx)
     .await?;
+    WRITTEN.store(true, Ordering::Relaxed);
     Ok(())
+}
+
+/// Whether this process has recorded events since the last call (a rolled-back one too:
+/// it only costs the relay an empty run). What wakes the relay.
+static WRITTEN: AtomicBool = AtomicBool::new(false);
+
+pub fn take_written() -> bool {
+    WRITTEN.swap(false, Ordering::Relaxed)
 }
 
 #[derive(Deserialize)]
