@@ -10,6 +10,8 @@ TEST_DATABASE_URL ?= $(DB_SERVER)/shop_test_registry
 # Holds the migrated schema the compile-time checked queries are verified against.
 CHECK_DATABASE_URL ?= $(DB_SERVER)/shop_sqlx_check
 LOCAL_JWT_SECRET ?= local-development-signing-key-do-not-deploy
+# Seals webhook signing secrets in the local database (Secrets Manager on AWS).
+LOCAL_WEBHOOK_KEY ?= local-development-webhook-sealing-key-do-not-deploy
 ADMIN_EMAIL ?= admin@shop.local
 ADMIN_PASSWORD ?= admin-password-123
 # Local servers listen on loopback only: the local signing key and admin password are
@@ -32,7 +34,7 @@ export DB_SERVER
 
 STACK ?= shop-api
 # The crates deployed as Lambda functions (template.yaml), migrate included.
-FUNCTIONS := products categories users cart orders payments reviews docs migrate sweep
+FUNCTIONS := products categories users cart orders payments reviews events docs migrate sweep webhook-relay webhook-delivery
 
 .PHONY: help run serve db reset test test-deployed lint sqlx-check admin prepare bench template-check package deploy deployed-admin
 help:
@@ -53,6 +55,9 @@ db reset run serve: export DATABASE_URL := $(DATABASE_URL)
 db reset run serve: export ADMIN_EMAIL := $(ADMIN_EMAIL)
 db reset run serve: export ADMIN_PASSWORD := $(ADMIN_PASSWORD)
 run serve: export JWT_SECRET := $(LOCAL_JWT_SECRET)
+run serve: export WEBHOOK_KEY := $(LOCAL_WEBHOOK_KEY)
+# A developer's own receiver on http://127.0.0.1:<port> or http://localhost:<port>.
+run serve: export WEBHOOK_ALLOW_LOOPBACK := true
 run serve: export HOST := $(HOST)
 run serve: export ORDER_HOLD_SECONDS := $(ORDER_HOLD_SECONDS)
 run serve: export MAX_PENDING_ORDERS := $(MAX_PENDING_ORDERS)
@@ -83,7 +88,7 @@ serve:
 bench:
 	@.ci/ensure-db
 	@.ci/ensure-tools wrk
-	cargo build --release -p tools -p products -p categories -p users -p cart -p orders -p payments -p reviews -p docs --bins
+	cargo build --release -p tools -p products -p categories -p users -p cart -p orders -p payments -p reviews -p events -p docs --bins
 	cargo run --release -q -p tools --bin bench
 
 admin:

@@ -172,6 +172,7 @@ async fn the_serve_binary_refuses_the_crafted_cursor_and_keeps_serving(pool: MyS
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_serve"))
         .env("DATABASE_URL", database_url(&pool).await)
         .env("JWT_SECRET", testkit::JWT_SECRET)
+        .env("WEBHOOK_KEY", "test-only-webhook-sealing-key-0123456789")
         .env("HOST", "127.0.0.1")
         .env("PORT", "0")
         .stdout(Stdio::piped())

@@ -60,7 +60,7 @@ async fn update(
     Json(patch): Json<ProductPatch>,
 ) -> ApiResult<axum::Json<Product>> {
     Ok(axum::Json(
-        products::update(&state.pool, id.0, patch).await?,
+        domain::stock::update_product(&state.pool, id.0, patch).await?,
     ))
 }
 

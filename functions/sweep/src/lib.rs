@@ -117,6 +117,9 @@ impl Sweeper {
             idempotency_keys_deleted = report.idempotency_keys_deleted,
             throttle_rows_deleted = report.throttle_rows_deleted,
             address_throttle_rows_deleted = report.address_throttle_rows_deleted,
+            webhook_attempts_deleted = report.webhook_attempts_deleted,
+            webhook_deliveries_deleted = report.webhook_deliveries_deleted,
+            events_deleted = report.events_deleted,
             incomplete = report.incomplete,
             next_look_in_seconds = outcome.next_look_in_seconds,
             "sweep done"

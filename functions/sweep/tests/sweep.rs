@@ -380,3 +380,94 @@ async fn a_look_waits_for_a_database_that_is_resuming(pool: MySqlPool) {
     assert_eq!(outcome.report.unwrap().expired_orders, 1);
     assert_eq!(stock(&pool, mug).await, 10);
 }
+
+/// Events older than the 30 days they are kept, finished deliveries and attempts past the
+/// same retention go, in batches; newer ones, pending deliveries and the events they still
+/// name stay.
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn events_deliveries_and_attempts_past_their_retention_are_deleted(pool: MySqlPool) {
+    // 2,100 old published events (more than two batches), 5 recent, 1 old and unpublished.
+    sqlx::query(
+        "INSERT INTO events (id, type, data, created_at, published_at)
+         SELECT seq, 'order.created', '{}', UTC_TIMESTAMP(6) - INTERVAL 31 DAY,
+                UTC_TIMESTAMP(6) - INTERVAL 31 DAY
+         FROM seq_1_to_2100",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO events (id, type, data, created_at, published_at)
+         SELECT 3000 + seq, 'order.paid', '{}', UTC_TIMESTAMP(6) - INTERVAL 29 DAY,
+                UTC_TIMESTAMP(6) - INTERVAL 29 DAY
+         FROM seq_1_to_5",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO events (type, data, created_at)
+         VALUES ('order.paid', '{}', UTC_TIMESTAMP(6) - INTERVAL 40 DAY)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let endpoint = sqlx::query(
+        "INSERT INTO webhook_endpoints (url, secret_sealed) VALUES ('https://example.com/', 'x')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap()
+    .last_insert_id();
+    // Old events 1..=1200 were delivered long ago (finished); 1201..=1210 are still being
+    // retried, so they and their events stay.
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (endpoint_id, event_seq, status, created_at)
+         SELECT ?, e.seq, IF(e.id <= 1200, 'succeeded', 'pending'), e.created_at
+         FROM events e WHERE e.id <= 1210",
+    )
+    .bind(endpoint)
+    .execute(&pool)
+    .await
+    .unwrap();
+    // Attempts: one old per old delivery, one recent on a pending one.
+    sqlx::query(
+        "INSERT INTO webhook_attempts (delivery_id, at, status_code, duration_ms)
+         SELECT id, created_at, 500, 10 FROM webhook_deliveries",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO webhook_attempts (delivery_id, at, status_code, duration_ms)
+         SELECT MAX(id), UTC_TIMESTAMP(6), 500, 10 FROM webhook_deliveries",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let report = sweep_now(&pool).await;
+    assert!(!report.incomplete, "{report:?}");
+    assert_eq!(report.webhook_attempts_deleted, 1210, "{report:?}");
+    assert_eq!(report.webhook_deliveries_deleted, 1200, "{report:?}");
+    assert_eq!(report.events_deleted, 2100 - 10, "{report:?}");
+    assert_eq!(
+        count(&pool, "SELECT COUNT(*) FROM webhook_attempts").await,
+        1
+    );
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'"
+        )
+        .await,
+        10
+    );
+    // The 10 still delivering, the 5 recent, the unpublished one.
+    assert_eq!(count(&pool, "SELECT COUNT(*) FROM events").await, 16);
+    assert_eq!(
+        count(&pool, "SELECT COUNT(*) FROM events WHERE id > 3000").await,
+        5
+    );
+    assert_eq!(sweep_now(&pool).await.events_deleted, 0);
+}

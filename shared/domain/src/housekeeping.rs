@@ -1,7 +1,8 @@
 //! The scheduled sweep: settles pending orders whose stock hold has run out, and deletes
 //! what the API no longer needs (idempotency records past 24 hours, login-throttle rows,
-//! per email and address and per address, whose window has passed), so that no table
-//! grows without bound.
+//! per email and address and per address, whose window has passed, and events, webhook
+//! deliveries and their attempts past their retention), so that no table grows without
+//! bound.
 //!
 //! Every step works in bounded batches, each its own short transaction, so a sweep never
 //! holds many locks at once and an interrupted one loses nothing: the next picks up where
@@ -30,6 +31,9 @@ pub struct Report {
     pub throttle_rows_deleted: u64,
     /// Rows of the per-address throttle.
     pub address_throttle_rows_deleted: u64,
+    pub webhook_attempts_deleted: u64,
+    pub webhook_deliveries_deleted: u64,
+    pub events_deleted: u64,
     /// The time budget ran out before everything was done; the next sweep continues.
     pub incomplete: bool,
 }
@@ -89,6 +93,35 @@ pub async fn sweep(pool: &MySqlPool, budget: Duration) -> Result<Report> {
     })
     .await?;
     report.address_throttle_rows_deleted = deleted;
+    if !done {
+        report.incomplete = true;
+        return Ok(report);
+    }
+    // Attempts, then the deliveries they belong to, then the events those named: an event
+    // is kept while a delivery of it is (its webhook can still be retried).
+    let (deleted, done) = batches(deadline, DELETE_BATCH, || {
+        crate::webhooks::deliveries::purge_attempts(pool, DELETE_BATCH)
+    })
+    .await?;
+    report.webhook_attempts_deleted = deleted;
+    if !done {
+        report.incomplete = true;
+        return Ok(report);
+    }
+    let (deleted, done) = batches(deadline, DELETE_BATCH, || {
+        crate::webhooks::deliveries::purge(pool, DELETE_BATCH)
+    })
+    .await?;
+    report.webhook_deliveries_deleted = deleted;
+    if !done {
+        report.incomplete = true;
+        return Ok(report);
+    }
+    let (deleted, done) = batches(deadline, DELETE_BATCH, || {
+        crate::events::purge(pool, DELETE_BATCH)
+    })
+    .await?;
+    report.events_deleted = deleted;
     report.incomplete = !done;
     Ok(report)
 }

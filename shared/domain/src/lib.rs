@@ -20,6 +20,7 @@ pub mod reviews;
 pub mod role;
 pub mod schema;
 pub mod settings;
+mod sql;
 pub mod stock;
 pub mod time;
 pub mod users;

@@ -7,10 +7,11 @@ use sqlx::{MySql, MySqlPool, QueryBuilder};
 
 use crate::caller::Caller;
 use crate::error::{Conflict, Error, FieldError, Result};
+use crate::events::{self, EventType};
 use crate::id::Id;
 use crate::money::Money;
-use crate::orders::Status;
 use crate::orders::history::{self, Actor};
+use crate::orders::status::Status;
 use crate::page::{Keyset, Limit, Page, into_page};
 use crate::time::timestamp;
 use crate::validate::Validate;
@@ -154,8 +155,12 @@ async fn create_in(tx: &mut Tx<'static>, caller: &Caller, input: &NewPayment) ->
     )
     .execute(&mut **tx)
     .await?;
+    let payment = get(tx, id).await?;
+    events::record(tx, EventType::PaymentCreated, &payment).await?;
     if amount == due {
         history::record(tx, &[input.order_id.get()], Status::Paid, Actor::of(caller)).await?;
+        let order = crate::orders::load::get(tx, input.order_id.get()).await?;
+        events::record(tx, EventType::OrderPaid, &order).await?;
     }
     Ok(id)
 }

@@ -11,6 +11,7 @@ use crate::money::{Money, PriceBound};
 use crate::page::{Keyset, Limit, Page, SortValue, into_page};
 use crate::time::timestamp;
 use crate::validate::{Checks, Validate, nullable, optional_whole, whole};
+use platform::db::Tx;
 
 /// Highest stock a product may hold: far above any shelf, far below the column's limit,
 /// so returning cancelled stock can never overflow it.
@@ -95,7 +96,7 @@ impl Validate for NewProduct {
 }
 
 /// A partial update: absent fields stay as they are; `null` clears a nullable field.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProductPatch {
     pub name: Option<String>,
@@ -278,6 +279,11 @@ fn escape_like(word: &str) -> String {
 }
 
 pub async fn get(pool: &MySqlPool, id: u64) -> Result<Product> {
+    get_in(&mut *pool.acquire().await?, id).await
+}
+
+/// A product as `conn` sees it: inside a transaction, with that transaction's changes.
+pub async fn get_in(conn: &mut sqlx::MySqlConnection, id: u64) -> Result<Product> {
     sqlx::query_as!(
         ProductRow,
         r#"SELECT id, name, description, price, stock, category_id, review_count, rating_sum,
@@ -285,7 +291,7 @@ pub async fn get(pool: &MySqlPool, id: u64) -> Result<Product> {
            FROM products WHERE id = ?"#,
         id
     )
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await?
     .map(Product::from)
     .ok_or(Error::NotFound("product"))
@@ -306,13 +312,14 @@ pub async fn create(pool: &MySqlPool, input: NewProduct) -> Result<Product> {
     get(pool, result.last_insert_id()).await
 }
 
-pub async fn update(pool: &MySqlPool, id: u64, patch: ProductPatch) -> Result<Product> {
+/// The patch, inside `tx`: `crate::stock::update_product` records what it does to stock.
+pub async fn update_in(tx: &mut Tx<'static>, id: u64, patch: &ProductPatch) -> Result<()> {
     let mut qb: QueryBuilder<MySql> =
         QueryBuilder::new("UPDATE products SET updated_at = CURRENT_TIMESTAMP(6)");
-    if let Some(name) = patch.name {
+    if let Some(name) = &patch.name {
         qb.push(", name = ").push_bind(name);
     }
-    if let Some(description) = patch.description {
+    if let Some(description) = &patch.description {
         qb.push(", description = ").push_bind(description);
     }
     if let Some(price) = patch.price {
@@ -325,11 +332,15 @@ pub async fn update(pool: &MySqlPool, id: u64, patch: ProductPatch) -> Result<Pr
         qb.push(", category_id = ").push_bind(category_id);
     }
     qb.push(" WHERE id = ").push_bind(id);
-    let result = qb.build().execute(pool).await.map_err(unknown_category)?;
+    let result = qb
+        .build()
+        .execute(&mut **tx)
+        .await
+        .map_err(unknown_category)?;
     if result.rows_affected() == 0 {
         return Err(Error::NotFound("product"));
     }
-    get(pool, id).await
+    Ok(())
 }
 
 /// Deletes a product. Lines of orders that bought it keep their name and price and lose
@@ -372,7 +383,7 @@ async fn remove_from_carts(tx: &mut platform::db::Tx<'static>, id: u64) -> Resul
             "DELETE c FROM cart_items AS c FORCE INDEX (PRIMARY) WHERE c.product_id = ",
         );
         delete.push_bind(id).push(" AND c.user_id IN (");
-        crate::stock::push_ids(&mut delete, users);
+        crate::sql::push_ids(&mut delete, users);
         delete.build().execute(&mut **tx).await?;
     }
     Ok(())

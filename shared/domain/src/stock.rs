@@ -60,6 +60,10 @@ use std::collections::BTreeMap;
 
 use sqlx::{MySql, QueryBuilder};
 
+use crate::error::{Error, Result};
+use crate::events::{self, EventType};
+use crate::products::{self, Product, ProductPatch};
+pub(crate) use crate::sql::push_ids;
 use platform::db::Tx;
 
 /// Level 1: the user row, shared. Returns whether the user exists; while the transaction
@@ -127,6 +131,13 @@ impl Movements {
     pub fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
         self.0.iter().map(|(id, quantity)| (*id, *quantity))
     }
+
+    /// Each product's units as a change added to its stock, for [`record_crossings`].
+    pub fn signed(&self) -> Vec<(u64, i64)> {
+        self.iter()
+            .map(|(id, quantity)| (id, i64::try_from(quantity).unwrap_or(i64::MAX)))
+            .collect()
+    }
 }
 
 /// What a set of orders holds, by product. Lines of deleted products hold nothing: there is
@@ -149,8 +160,9 @@ pub async fn held_by(tx: &mut Tx<'static>, order_ids: &[u64]) -> Result<Movement
     Ok(held)
 }
 
-/// Puts the units back on the shelf, product rows locked in ascending id order.
-pub async fn put_back(tx: &mut Tx<'static>, movements: &Movements) -> Result<(), sqlx::Error> {
+/// Puts the units back on the shelf, product rows locked in ascending id order, and records
+/// the products that were out of stock and no longer are.
+pub async fn put_back(tx: &mut Tx<'static>, movements: &Movements) -> Result<()> {
     for (product_id, quantity) in movements.iter() {
         sqlx::query!(
             "UPDATE products SET stock = stock + ?, updated_at = CURRENT_TIMESTAMP(6) WHERE id = ?",
@@ -160,14 +172,65 @@ pub async fn put_back(tx: &mut Tx<'static>, movements: &Movements) -> Result<(),
         .execute(&mut **tx)
         .await?;
     }
-    Ok(())
+    record_crossings(tx, &movements.signed()).await
 }
 
-/// Appends `?, ?, ...)` for an `IN (` list of ids.
-pub(crate) fn push_ids(qb: &mut QueryBuilder<'_, MySql>, ids: &[u64]) {
-    let mut list = qb.separated(", ");
-    for id in ids {
-        list.push_bind(*id);
+/// `PUT /products/{id}`: the patch and, when it sets the stock, the crossing of zero it
+/// makes, in one transaction; the level it compares with is read under the row's lock.
+pub async fn update_product(
+    pool: &sqlx::MySqlPool,
+    id: u64,
+    patch: ProductPatch,
+) -> Result<Product> {
+    platform::db::transaction(pool, |tx| {
+        let patch = patch.clone();
+        Box::pin(async move {
+            let before =
+                sqlx::query_scalar!("SELECT stock FROM products WHERE id = ? FOR UPDATE", id)
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .ok_or(Error::NotFound("product"))?;
+            products::update_in(tx, id, &patch).await?;
+            if let Some(after) = patch.stock {
+                record_crossings(tx, &[(id, i64::from(after) - i64::from(before))]).await?;
+            }
+            products::get_in(tx, id).await
+        })
+    })
+    .await
+}
+
+/// Records `product.out_of_stock` or `product.back_in_stock` for each product whose stock
+/// this transaction has just moved across zero: the one place where a stock level becomes
+/// an event, whatever moved it (an order, a cancel, an expiry, an account or order
+/// deletion, an admin's edit). `moved` gives each product's change, units added (taking is
+/// negative); its rows are already locked by the change, so the level read here is the one
+/// that commits. Products in ascending id order, so events follow the lock order.
+pub async fn record_crossings(tx: &mut Tx<'static>, moved: &[(u64, i64)]) -> Result<()> {
+    let moved: BTreeMap<u64, i64> = moved
+        .iter()
+        .filter(|(_, change)| *change != 0)
+        .copied()
+        .collect();
+    if moved.is_empty() {
+        return Ok(());
     }
-    qb.push(")");
+    let ids: Vec<u64> = moved.keys().copied().collect();
+    let mut qb: QueryBuilder<MySql> =
+        QueryBuilder::new("SELECT id, stock FROM products WHERE id IN (");
+    push_ids(&mut qb, &ids);
+    qb.push(" ORDER BY id");
+    let levels: Vec<(u64, u32)> = qb.build_query_as().fetch_all(&mut **tx).await?;
+    for (id, after) in levels {
+        let after = i64::from(after);
+        let before = after - moved[&id];
+        let kind = match (before > 0, after > 0) {
+            (true, false) => EventType::ProductOutOfStock,
+            (false, true) => EventType::ProductBackInStock,
+            _ => continue,
+        };
+        let product = products::get_in(tx, id).await?;
+        events::record(tx, kind, &product).await?;
+    }
+    Ok(())
 }

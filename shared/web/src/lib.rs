@@ -11,3 +11,4 @@ pub mod lambda;
 pub mod router;
 pub mod state;
 pub mod tokens;
+pub mod wake;

@@ -32,6 +32,7 @@ pub fn finish(routes: Router<AppState>, state: AppState) -> Router {
                 state.clone(),
                 refresh_rejected_credentials,
             ))
+            .layer(axum::middleware::from_fn(crate::wake::wake_relay))
             .with_state(state),
     )
 }

@@ -54,6 +54,7 @@ impl AppState {
 
     /// Configuration from the environment (and Secrets Manager on Lambda).
     pub async fn from_env() -> Result<Self, ConfigError> {
+        crate::wake::init_from_env().await;
         Ok(Self::new(&Config::load().await?, OrderLimits::from_env()?))
     }
 }

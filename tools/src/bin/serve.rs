@@ -8,6 +8,15 @@ use std::net::IpAddr;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     web::lambda::init_tracing();
     let state = web::state::AppState::from_env().await?;
+    let hooks = events::Hooks::from_env().await?;
+    events::Hooks::install(hooks.clone());
+    // Webhooks, as the relay and delivery functions send them on AWS: the same code on a
+    // timer, with an in-process queue.
+    let deliverer = hooks.deliverer(state.pool.clone(), domain::webhooks::worker::settings());
+    tokio::spawn(domain::webhooks::worker::run(
+        deliverer,
+        domain::webhooks::worker::EVERY,
+    ));
     let host: IpAddr = match std::env::var("HOST") {
         Ok(host) => host
             .parse()

@@ -21,6 +21,7 @@ use super::status::Status;
 use crate::addresses::{PostalAddress, Shipping};
 use crate::caller::Caller;
 use crate::error::{Conflict, Error, FieldError, Result};
+use crate::events::{self, EventType};
 use crate::money::Money;
 use crate::settings::OrderLimits as Limits;
 use crate::stock;
@@ -58,7 +59,7 @@ impl Placed {
             .filter_map(|line| line.product_id.map(|id| (id, line.quantity)))
             .collect();
         if take(tx, &lines).await? {
-            return Ok(());
+            return stock::record_crossings(tx, &taken(&lines)).await;
         }
         let current: BTreeMap<u64, u32> = locked_stock(tx, &lines).await?;
         let refusal = refusal(&lines, |id| current.get(&id).copied());
@@ -66,7 +67,7 @@ impl Placed {
             Some(Error::Invalid(errors)) if self.from_cart => Err(cart_not_orderable(errors)),
             Some(refusal) => Err(refusal),
             // Stock came back between the two statements, and the rows are ours now.
-            None if take(tx, &lines).await? => Ok(()),
+            None if take(tx, &lines).await? => stock::record_crossings(tx, &taken(&lines)).await,
             None => Err(Error::Internal(
                 "stock changed under a product row lock".into(),
             )),
@@ -207,23 +208,33 @@ pub(crate) async fn prepare(
     });
     insert.build().execute(&mut **tx).await?;
 
+    let order = Order {
+        id: order_id,
+        user_id: Some(user_id),
+        status: Status::Pending,
+        items,
+        total,
+        amount_paid: Money::ZERO,
+        expires_at: Some(expires_at),
+        shipping_address: ship.cloned(),
+        tracking_number: None,
+        history: vec![created],
+        created_at: now,
+        updated_at: now,
+    };
+    events::record(tx, EventType::OrderCreated, &order).await?;
     Ok(Placed {
-        order: Order {
-            id: order_id,
-            user_id: Some(user_id),
-            status: Status::Pending,
-            items,
-            total,
-            amount_paid: Money::ZERO,
-            expires_at: Some(expires_at),
-            shipping_address: ship.cloned(),
-            tracking_number: None,
-            history: vec![created],
-            created_at: now,
-            updated_at: now,
-        },
+        order,
         from_cart: false,
     })
+}
+
+/// The lines' quantities as changes to each product's stock.
+fn taken(lines: &[(u64, u32)]) -> Vec<(u64, i64)> {
+    lines
+        .iter()
+        .map(|(id, quantity)| (*id, -i64::from(*quantity)))
+        .collect()
 }
 
 /// `POST /orders` by `caller` for `owner`: admits the owner, resolves where the order

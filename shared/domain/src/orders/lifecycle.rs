@@ -10,6 +10,7 @@ use super::model::Order;
 use super::status::{Status, StatusChange, Transition, transition};
 use crate::caller::Caller;
 use crate::error::{Conflict, Error, Result};
+use crate::events::{self, EventType};
 use crate::stock;
 use platform::db::{self, Tx};
 
@@ -22,7 +23,7 @@ pub(crate) async fn cancel_locked(
     tx: &mut Tx<'static>,
     order_ids: &[u64],
     actor: Actor,
-) -> Result<(), sqlx::Error> {
+) -> Result<()> {
     if order_ids.is_empty() {
         return Ok(());
     }
@@ -39,16 +40,29 @@ pub(crate) async fn refund_and_cancel(
     tx: &mut Tx<'static>,
     order_ids: &[u64],
     actor: Actor,
-) -> Result<(), sqlx::Error> {
+) -> Result<()> {
     if order_ids.is_empty() {
         return Ok(());
     }
-    let mut refund: QueryBuilder<MySql> = QueryBuilder::new(
-        "UPDATE payments SET status = 'refunded', updated_at = CURRENT_TIMESTAMP(6) \
-         WHERE status = 'completed' AND order_id IN (",
-    );
-    stock::push_ids(&mut refund, order_ids);
-    refund.build().execute(&mut **tx).await?;
+    // A locking read: the latest committed payments, which are written only under the
+    // order rows this transaction holds.
+    let mut completed: QueryBuilder<MySql> =
+        QueryBuilder::new("SELECT id FROM payments WHERE status = 'completed' AND order_id IN (");
+    stock::push_ids(&mut completed, order_ids);
+    completed.push(" ORDER BY id FOR UPDATE");
+    let refunded: Vec<u64> = completed.build_query_scalar().fetch_all(&mut **tx).await?;
+    if !refunded.is_empty() {
+        let mut refund: QueryBuilder<MySql> = QueryBuilder::new(
+            "UPDATE payments SET status = 'refunded', updated_at = CURRENT_TIMESTAMP(6) \
+             WHERE id IN (",
+        );
+        stock::push_ids(&mut refund, &refunded);
+        refund.build().execute(&mut **tx).await?;
+        for id in refunded {
+            let payment = crate::payments::get(tx, id).await?;
+            events::record(tx, EventType::PaymentRefunded, &payment).await?;
+        }
+    }
 
     let mut cancel: QueryBuilder<MySql> = QueryBuilder::new(
         "UPDATE orders SET status = 'cancelled', amount_paid = 0, \
@@ -56,7 +70,12 @@ pub(crate) async fn refund_and_cancel(
     );
     stock::push_ids(&mut cancel, order_ids);
     cancel.build().execute(&mut **tx).await?;
-    history::record(tx, order_ids, Status::Cancelled, actor).await
+    history::record(tx, order_ids, Status::Cancelled, actor).await?;
+    for id in order_ids {
+        let order = get(tx, *id).await?;
+        events::record(tx, EventType::OrderCancelled, &order).await?;
+    }
+    Ok(())
 }
 
 /// Locks an order row for a status change or deletion (level 4 of the lock order in
@@ -116,6 +135,10 @@ pub async fn set_status(
                     if let Some(tracking) = &change.tracking_number {
                         write_tracking(tx, id, tracking).await?;
                     }
+                    if let Some(kind) = announced(to) {
+                        let order = get(tx, id).await?;
+                        events::record(tx, kind, &order).await?;
+                    }
                 }
                 Transition::Cancel => cancel_locked(tx, &[id], actor).await?,
             }
@@ -123,6 +146,16 @@ pub async fn set_status(
         })
     })
     .await?
+}
+
+/// The event a move into `status` is announced by, if the contract lists one (`paid` and
+/// `cancelled` are recorded where they happen: payments and cancels).
+fn announced(status: Status) -> Option<EventType> {
+    match status {
+        Status::Shipped => Some(EventType::OrderShipped),
+        Status::Delivered => Some(EventType::OrderDelivered),
+        _ => None,
+    }
 }
 
 async fn write_status(tx: &mut Tx<'static>, id: u64, status: Status, actor: Actor) -> Result<()> {

@@ -79,6 +79,7 @@ async fn delete_in(tx: &mut Tx<'static>, caller: Caller, id: u64) -> Result<()> 
 
     let ids: Vec<u64> = orders.iter().map(|o| o.id).collect();
     anonymise(tx, &ids).await?;
+    crate::events::forget_owner(tx, &ids).await?;
     sqlx::query!("DELETE FROM login_throttle WHERE email = ?", email)
         .execute(&mut **tx)
         .await?;
@@ -148,7 +149,7 @@ async fn return_stock_and_ratings(tx: &mut Tx<'static>, id: u64, holding: &[u64]
         .execute(&mut **tx)
         .await?;
     }
-    Ok(())
+    stock::record_crossings(tx, &held.signed()).await
 }
 
 /// The locked orders `ids` lose their owner and the name and address copied onto them;

@@ -9,11 +9,23 @@ use tokio::task::JoinSet;
 
 use crate::webhooks::delivery::Deliverer;
 use crate::webhooks::relay;
+use crate::webhooks::schedule::Settings;
 
 /// How often the local relay runs.
 pub const EVERY: Duration = Duration::from_secs(1);
 /// Deliveries attempted at once (one per endpoint at most).
 pub const CONCURRENCY: usize = 16;
+
+/// The contract's schedule, with leases sized for the in-process queue: its messages die
+/// with the process, so a delivery handed out just before a kill comes back seconds later,
+/// not after the minutes an SQS message may wait.
+pub fn settings() -> Settings {
+    Settings {
+        queue_lease: Duration::from_secs(10),
+        attempt_margin: Duration::from_secs(5),
+        ..Settings::default()
+    }
+}
 
 /// Runs until dropped or aborted; dropping it stops the attempts in flight too (their
 /// leases run out and the next worker picks them up). Errors are logged, never fatal: the

@@ -232,6 +232,7 @@ pub fn bootstrap_sizes() -> Vec<(String, Option<u64>)> {
         "orders",
         "payments",
         "reviews",
+        "events",
         "docs",
         "migrate",
         "sweep",
