@@ -32,7 +32,7 @@ export DB_SERVER
 
 STACK ?= shop-api
 # The crates deployed as Lambda functions (template.yaml), migrate included.
-FUNCTIONS := products categories users cart orders payments reviews docs migrate sweep
+FUNCTIONS := products categories users cart orders payments reviews discounts docs migrate sweep
 
 .PHONY: help run serve db reset test test-deployed lint sqlx-check admin prepare bench template-check package deploy deployed-admin
 help:
@@ -83,7 +83,7 @@ serve:
 bench:
 	@.ci/ensure-db
 	@.ci/ensure-tools wrk
-	cargo build --release -p tools -p products -p categories -p users -p cart -p orders -p payments -p reviews -p docs --bins
+	cargo build --release -p tools -p products -p categories -p users -p cart -p orders -p payments -p reviews -p discounts -p docs --bins
 	cargo run --release -q -p tools --bin bench
 
 admin:

@@ -115,10 +115,10 @@ def test_every_function_that_reaches_the_database_reserves_concurrency_and_no_ot
 def test_the_connections_retiring_instances_keep_are_counted_within_the_budget(stack):
     params = defaults()
     reserved = deploy.reservations(source(), params)
-    # Seven API functions at ApiFunctionConcurrency, the sweep and migrations at one each.
-    assert sorted(n for n, _ in reserved.values()) == [1, 1, *[int(params["ApiFunctionConcurrency"])] * 7]
+    # Eight API functions at ApiFunctionConcurrency, the sweep and migrations at one each.
+    assert sorted(n for n, _ in reserved.values()) == [1, 1, *[int(params["ApiFunctionConcurrency"])] * 8]
     bound = deploy.connection_bound(source(), params)
-    assert bound == 2 * int(params["DbPoolSize"]) * (7 * int(params["ApiFunctionConcurrency"]) + 2)
+    assert bound == 2 * int(params["DbPoolSize"]) * (8 * int(params["ApiFunctionConcurrency"]) + 2)
     assert bound <= int(params["DbConnectionBudget"]), (bound, params["DbConnectionBudget"])
     # The arithmetic written in the parameter's description is the one that holds.
     described = source()["Parameters"]["ApiFunctionConcurrency"]["Description"]
@@ -451,7 +451,7 @@ CONFIG = deploy.SamConfig("shop-api", "us-east-1", None, {}, beta_features=True)
 
 
 @pytest.mark.parametrize("quota, unreserved, refused", [
-    (10, 10, True), (50, 50, True), (129, 129, True), (130, 130, False), (1000, 1000, False),
+    (10, 10, True), (50, 50, True), (133, 133, True), (134, 134, False), (1000, 1000, False),
     # Others already reserve 900 of 1000.
     (1000, 100, True),
 ])
@@ -463,9 +463,9 @@ def test_a_quota_that_cannot_hold_the_reservations_is_refused(quota, unreserved,
 
 
 def test_an_update_counts_the_stacks_own_reservations_as_replaced_not_added():
-    # The stack's 30 are reserved already: 1000 - 30 left unreserved, which must not count twice.
-    stack = deploy.Stack(exists=True, parameters=defaults(), reserved={f"f{i}": 1 for i in range(30)})
-    assert deploy.check(source(), defaults(), CONFIG, account(130, 100), stack) == []
+    # The stack's 34 are reserved already: 1000 - 34 left unreserved, which must not count twice.
+    stack = deploy.Stack(exists=True, parameters=defaults(), reserved={f"f{i}": 1 for i in range(34)})
+    assert deploy.check(source(), defaults(), CONFIG, account(134, 100), stack) == []
     more = {**defaults(), "ApiFunctionConcurrency": "6", "DbConnectionBudget": "200"}
     lower = deploy.check(source(), more, CONFIG, account(140, 110), stack)
     assert len(lower) == 1 and "lower ApiFunctionConcurrency to 5" in lower[0], lower
