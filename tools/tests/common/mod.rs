@@ -10,6 +10,7 @@ pub struct Shop {
     // Not every test file pays or deletes products.
     #[allow(dead_code)]
     pub payments: TestApp,
+    #[allow(dead_code)]
     pub cart: TestApp,
     #[allow(dead_code)]
     pub products: TestApp,
