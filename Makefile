@@ -34,7 +34,7 @@ export DB_SERVER
 
 STACK ?= shop-api
 # The crates deployed as Lambda functions (template.yaml), migrate included.
-FUNCTIONS := products categories users cart orders payments reviews events docs migrate sweep webhook-relay webhook-delivery
+FUNCTIONS := products categories users cart orders payments reviews discounts events docs migrate sweep webhook-relay webhook-delivery
 
 .PHONY: help run serve db reset test test-deployed lint sqlx-check admin prepare bench template-check package deploy deployed-admin
 help:
@@ -88,7 +88,7 @@ serve:
 bench:
 	@.ci/ensure-db
 	@.ci/ensure-tools wrk
-	cargo build --release -p tools -p products -p categories -p users -p cart -p orders -p payments -p reviews -p events -p docs --bins
+	cargo build --release -p tools -p products -p categories -p users -p cart -p orders -p payments -p reviews -p discounts -p events -p docs --bins
 	cargo run --release -q -p tools --bin bench
 
 admin:

@@ -115,11 +115,11 @@ def test_every_function_that_reaches_the_database_reserves_concurrency_and_no_ot
 def test_the_connections_retiring_instances_keep_are_counted_within_the_budget(stack):
     params = defaults()
     reserved = deploy.reservations(source(), params)
-    # Eight API functions at ApiFunctionConcurrency, the sweep, migrations and webhook relay
+    # Nine API functions at ApiFunctionConcurrency, the sweep, migrations and webhook relay
     # at one each, webhook delivery at two.
-    assert sorted(n for n, _ in reserved.values()) == [1, 1, 1, 2, *[int(params["ApiFunctionConcurrency"])] * 8]
+    assert sorted(n for n, _ in reserved.values()) == [1, 1, 1, 2, *[int(params["ApiFunctionConcurrency"])] * 9]
     bound = deploy.connection_bound(source(), params)
-    assert bound == 2 * int(params["DbPoolSize"]) * (8 * int(params["ApiFunctionConcurrency"]) + 5)
+    assert bound == 2 * int(params["DbPoolSize"]) * (9 * int(params["ApiFunctionConcurrency"]) + 5)
     assert bound <= int(params["DbConnectionBudget"]), (bound, params["DbConnectionBudget"])
     # The arithmetic written in the parameter's description is the one that holds.
     described = source()["Parameters"]["ApiFunctionConcurrency"]["Description"]
@@ -452,7 +452,7 @@ CONFIG = deploy.SamConfig("shop-api", "us-east-1", None, {}, beta_features=True)
 
 
 @pytest.mark.parametrize("quota, unreserved, refused", [
-    (10, 10, True), (50, 50, True), (136, 136, True), (137, 137, False), (1000, 1000, False),
+    (10, 10, True), (50, 50, True), (131, 131, True), (132, 132, False), (1000, 1000, False),
     # Others already reserve 900 of 1000.
     (1000, 100, True),
 ])
@@ -464,12 +464,12 @@ def test_a_quota_that_cannot_hold_the_reservations_is_refused(quota, unreserved,
 
 
 def test_an_update_counts_the_stacks_own_reservations_as_replaced_not_added():
-    # The stack's 37 are reserved already: 1000 - 37 left unreserved, which must not count twice.
-    stack = deploy.Stack(exists=True, parameters=defaults(), reserved={f"f{i}": 1 for i in range(37)})
-    assert deploy.check(source(), defaults(), CONFIG, account(137, 100), stack) == []
-    more = {**defaults(), "ApiFunctionConcurrency": "6", "DbConnectionBudget": "212"}
+    # The stack's 32 are reserved already: 1000 - 32 left unreserved, which must not count twice.
+    stack = deploy.Stack(exists=True, parameters=defaults(), reserved={f"f{i}": 1 for i in range(32)})
+    assert deploy.check(source(), defaults(), CONFIG, account(132, 100), stack) == []
+    more = {**defaults(), "ApiFunctionConcurrency": "6", "DbConnectionBudget": "236"}
     lower = deploy.check(source(), more, CONFIG, account(140, 110), stack)
-    assert len(lower) == 1 and "lower ApiFunctionConcurrency to 5" in lower[0], lower
+    assert len(lower) == 1 and "lower ApiFunctionConcurrency to 4" in lower[0], lower
 
 
 def test_the_beta_opt_in_the_architecture_and_the_database_name_are_checked():

@@ -58,7 +58,7 @@ ADMIN = ("admin@deployed.test", "deployed-admin-password-1")
 SERVER = urllib.parse.urlsplit(os.environ.get("DB_SERVER", "mysql://root@127.0.0.1:3306"))
 # The functions run on this host: the application user is limited to it.
 APP_HOST = "127.0.0.1"
-API_FUNCTIONS = ["Products", "Categories", "Users", "Cart", "Orders", "Payments", "Reviews"]
+API_FUNCTIONS = ["Products", "Categories", "Users", "Cart", "Orders", "Payments", "Reviews", "Discounts"]
 
 
 def log(message: str) -> None:
@@ -427,7 +427,8 @@ def check_alias_alarms(aws: SimpleNamespace, physical: dict, version: str) -> No
 def touch_every_function(base: str, token: str, user: int, product: int) -> None:
     """One database read from each API function, so that each holds a connection."""
     for path in ["/products", "/categories", f"/users/{user}", f"/users/{user}/cart",
-                 f"/users/{user}/orders", "/payments/999999", f"/products/{product}/reviews"]:
+                 f"/users/{user}/orders", "/payments/999999", f"/products/{product}/reviews",
+                 "/discounts"]:
         status, body = call(base, "GET", path, token=token)
         if status not in (200, 404):
             fail(f"GET {path}: {status} {body}")

@@ -45,10 +45,17 @@ const PRODUCTS: &[(&str, &str, &str, u32, usize)] = &[
     ),
 ];
 
+/// (code, kind, value): codes a customer can try at checkout.
+const DISCOUNTS: &[(&str, &str, &str)] = &[("WELCOME10", "percent", "10")];
+
 /// What [`sample_data`] found and did.
 pub enum Seeded {
     /// The catalogue was empty: the sample categories and products are in it now.
-    Loaded { categories: usize, products: usize },
+    Loaded {
+        categories: usize,
+        products: usize,
+        discounts: usize,
+    },
     /// The catalogue already had products: nothing was changed.
     Kept { categories: i64, products: i64 },
 }
@@ -94,10 +101,24 @@ pub async fn sample_data(pool: &MySqlPool) -> Result<Seeded, sqlx::Error> {
         .execute(&mut *tx)
         .await?;
     }
+    for (code, kind, value) in DISCOUNTS {
+        let value: rust_decimal::Decimal = value.parse().expect("sample values are decimals");
+        // A code kept from before the catalogue was emptied stays as it is.
+        sqlx::query(
+            "INSERT INTO discounts (code, kind, value, starts_at) VALUES (?, ?, ?, UTC_TIMESTAMP(6))
+             ON DUPLICATE KEY UPDATE code = code",
+        )
+        .bind(code)
+        .bind(kind)
+        .bind(value)
+        .execute(&mut *tx)
+        .await?;
+    }
     tx.commit().await?;
     Ok(Seeded::Loaded {
         categories: CATEGORIES.len(),
         products: PRODUCTS.len(),
+        discounts: DISCOUNTS.len(),
     })
 }
 

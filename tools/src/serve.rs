@@ -16,6 +16,7 @@ pub fn router(state: AppState) -> Router {
         .merge(orders::routes())
         .merge(payments::routes())
         .merge(reviews::routes())
+        .merge(discounts::routes())
         .merge(events::routes())
         .merge(docs::routes());
     web::router::finish(routes, state)

@@ -33,6 +33,7 @@ async fn rows(app: &TestApp) -> Vec<i64> {
         "payments",
         "reviews",
         "idempotency_keys",
+        "discounts",
     ] {
         counts.push(app.count(table).await);
     }
@@ -57,7 +58,8 @@ async fn malformed_json_is_located_on_every_route_that_takes_a_body(pool: MySqlP
             .replace("{product_id}", "1")
             .replace("{category_id}", "1")
             .replace("{order_id}", "1")
-            .replace("{endpoint_id}", "1");
+            .replace("{endpoint_id}", "1")
+            .replace("{discount_id}", "1");
         assert!(!uri.contains('{'), "a path parameter left in {uri}");
         let response = app
             .request(method.clone(), &uri)

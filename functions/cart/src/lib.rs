@@ -8,6 +8,7 @@ use axum::routing::{get, post, put};
 use domain::addresses::Shipping;
 use domain::caller::Caller;
 use domain::cart::{self, Cart, Checkout, SetQuantity};
+use domain::discounts::Code;
 use domain::id::Id;
 use domain::idempotency::Parties;
 use domain::orders::{Limits, Placed};
@@ -87,6 +88,7 @@ async fn checkout(
     users::require_existing_user(&state.pool, user_id).await?;
     let limits = state.order_limits();
     let shipping = input.shipping();
+    let discount = input.discount_code.clone();
     let route = "POST /users/{user_id}/cart/checkout";
     let request = (user_id, input);
     let parties = Parties {
@@ -97,6 +99,7 @@ async fn checkout(
         caller,
         user_id,
         shipping,
+        discount,
         limits,
     };
     idempotency::create_once(&state.pool, parties, key, route, &request, job).await
@@ -109,6 +112,7 @@ struct CheckOut {
     caller: Caller,
     user_id: u64,
     shipping: Shipping,
+    discount: Option<Code>,
     limits: Limits,
 }
 
@@ -116,8 +120,15 @@ impl Job for CheckOut {
     type Resource = Placed;
 
     async fn write(&self, tx: &mut Tx<'static>) -> ApiResult<Created<Placed>> {
-        let placed =
-            cart::checkout(tx, &self.caller, self.user_id, &self.shipping, self.limits).await?;
+        let placed = cart::checkout(
+            tx,
+            &self.caller,
+            self.user_id,
+            &self.shipping,
+            self.discount.as_ref(),
+            self.limits,
+        )
+        .await?;
         let location = format!("/orders/{}", placed.order().id);
         Ok(Created {
             resource: placed,

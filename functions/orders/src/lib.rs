@@ -7,6 +7,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use domain::addresses::Shipping;
 use domain::caller::Caller;
+use domain::discounts::Code;
 use domain::id::Id;
 use domain::idempotency::Parties;
 use domain::orders::{
@@ -41,6 +42,7 @@ async fn create(
     let owner = caller.acting_for(input.user_id.map(Id::get))?;
     let lines = orders::merge(&input.items);
     let shipping = input.shipping();
+    let discount = input.discount_code.clone();
     let limits = state.order_limits();
     let parties = Parties {
         caller: caller.id,
@@ -51,6 +53,7 @@ async fn create(
         owner,
         lines,
         shipping,
+        discount,
         limits,
     };
     idempotency::create_once(&state.pool, parties, key, "POST /orders", &input, job).await
@@ -63,6 +66,7 @@ struct PlaceOrder {
     owner: u64,
     lines: Vec<(u64, u32)>,
     shipping: Shipping,
+    discount: Option<Code>,
     limits: Limits,
 }
 
@@ -76,6 +80,7 @@ impl Job for PlaceOrder {
             self.owner,
             &self.lines,
             &self.shipping,
+            self.discount.as_ref(),
             self.limits,
         )
         .await?;

@@ -70,7 +70,7 @@ async fn order(pool: &MySqlPool, user: u64, lines: &[(u64, u32)]) -> u64 {
             };
             let shipping = domain::addresses::Shipping::Nowhere;
             let placed =
-                domain::orders::place(tx, &caller, user, &lines, &shipping, limits).await?;
+                domain::orders::place(tx, &caller, user, &lines, &shipping, None, limits).await?;
             placed.take_stock(tx).await?;
             Ok::<_, domain::error::Error>(placed.order().id)
         })

@@ -7,6 +7,7 @@ use sqlx::MySqlPool;
 
 use crate::addresses::{self, PostalAddress, Shipping};
 use crate::caller::Caller;
+use crate::discounts::Code;
 use crate::error::{Conflict, Error, FieldError, Result};
 use crate::id::Id;
 use crate::money::Money;
@@ -58,6 +59,8 @@ pub struct Checkout {
     pub shipping_address_id: Option<Id>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shipping_address: Option<PostalAddress>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discount_code: Option<Code>,
 }
 
 impl Checkout {
@@ -237,6 +240,7 @@ pub async fn checkout(
     caller: &Caller,
     user_id: u64,
     shipping: &Shipping,
+    discount: Option<&Code>,
     limits: Limits,
 ) -> Result<Placed> {
     if !admit(tx, user_id, limits.max_pending).await? {
@@ -270,14 +274,21 @@ pub async fn checkout(
     // A wrong address is the request's fault (400), not the cart's.
     let ship = shipping.resolve(tx, user_id).await?;
     let actor = Actor::of(caller);
-    let placed =
-        crate::orders::create::prepare(tx, user_id, &lines, ship.as_ref(), actor, limits.hold)
-            .await
-            .map_err(|err| match err {
-                Error::Invalid(errors) => cart_not_orderable(errors),
-                other => other,
-            })?
-            .blamed_on_cart();
+    let placed = crate::orders::create::prepare(
+        tx,
+        user_id,
+        &lines,
+        ship.as_ref(),
+        discount,
+        actor,
+        limits.hold,
+    )
+    .await
+    .map_err(|err| match err {
+        Error::Invalid(errors) => cart_not_orderable(errors),
+        other => other,
+    })?
+    .blamed_on_cart();
     sqlx::query!("DELETE FROM cart_items WHERE user_id = ?", user_id)
         .execute(&mut **tx)
         .await?;

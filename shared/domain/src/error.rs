@@ -44,6 +44,11 @@ pub enum Conflict {
     CartFull,
     /// An `Idempotency-Key` already used for another request.
     IdempotencyKeyReused,
+    /// A discount code that cannot be used on this order (the reason is in the detail).
+    DiscountNotApplicable,
+    DuplicateDiscountCode,
+    /// A usage limit below the uses already counted.
+    UsageLimitBelowUses,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -6,6 +6,7 @@ pub mod addresses;
 pub mod caller;
 pub mod cart;
 pub mod categories;
+pub mod discounts;
 pub mod error;
 pub mod events;
 pub mod housekeeping;

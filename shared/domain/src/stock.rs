@@ -14,12 +14,16 @@
 //!    key);
 //! 3. their cart lines;
 //! 4. order rows, `FOR UPDATE`, before anything is decided about them;
+//!    - 4a: then discount rows, in ascending id order: a new order's use is counted on
+//!      its locked discount row, and a cancel or deletion gives uses back after locking
+//!      the orders (see [`crate::discounts`]);
 //! 5. product rows, in ascending id order (stock and rating updates);
 //! 6. payment rows;
 //! 7. rows it inserts (an order, its lines, its history), which no one else holds yet.
 //!
 //! A path may skip levels but never goes back up one. Placing an order is the one path
-//! that inserts before it locks products: it writes the order, its lines and its history
+//! that inserts before it locks products: it locks its discount row, if it uses a code
+//! (level 4a: it locks no order row), then writes the order, its lines and its history
 //! without locking any product (order lines have no foreign key to products for that
 //! reason), then takes every product row at once in one guarded `UPDATE`, its last
 //! statement, because those rows are what every buyer of a popular product queues on.
@@ -28,7 +32,11 @@
 //! as checkout takes the cart lines, writes order lines and takes the products last. So two
 //! paths touching the same order queue on its row and the second acts on what the first
 //! committed: a cancel and an account deletion return an order's stock once, not twice; a
-//! payment cannot land on an order that a deletion has already decided to remove.
+//! payment cannot land on an order that a deletion has already decided to remove. A
+//! cancel, an expiry and an account deletion give a discount use back between the order
+//! row and the products, so they meet a placement holding the discount row in the same
+//! order; deleting a discount locks only its own row (orders keep a copy, with no key to
+//! it), so it never waits on an order.
 //!
 //! # Why the owner of a new order is locked exclusively
 //!

@@ -146,6 +146,9 @@ fn conflict_kind(kind: Conflict) -> &'static str {
         Conflict::TooManyPendingOrders => "too-many-pending-orders",
         Conflict::CartFull => "cart-full",
         Conflict::IdempotencyKeyReused => "idempotency-key-reused",
+        Conflict::DiscountNotApplicable => "discount-not-applicable",
+        Conflict::DuplicateDiscountCode => "duplicate-discount-code",
+        Conflict::UsageLimitBelowUses => "usage-limit-below-uses",
     }
 }
 

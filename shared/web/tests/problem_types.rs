@@ -34,6 +34,9 @@ fn every_conflict_kind_is_a_documented_problem_type() {
         Conflict::AccountHasOpenOrders,
         Conflict::TooManyPendingOrders,
         Conflict::CartFull,
+        Conflict::DiscountNotApplicable,
+        Conflict::DuplicateDiscountCode,
+        Conflict::UsageLimitBelowUses,
     ];
     let mut missing = Vec::new();
     for kind in kinds {

@@ -87,7 +87,12 @@ async fn run(args: &[String]) -> Result<(), String> {
                 Seeded::Loaded {
                     categories,
                     products,
-                } => println!("sample data loaded: {categories} categories, {products} products"),
+                    discounts,
+                } => println!(
+                    "sample data loaded: {categories} categories, {products} products, \
+                     {discounts} discount code{}",
+                    if discounts == 1 { "" } else { "s" }
+                ),
                 Seeded::Kept {
                     categories,
                     products,

@@ -5,6 +5,7 @@ use sqlx::MySqlPool;
 use testkit::TestApp;
 
 pub struct Shop {
+    #[allow(dead_code)]
     pub users: TestApp,
     pub orders: TestApp,
     // Not every test file pays or deletes products.

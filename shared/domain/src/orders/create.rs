@@ -20,6 +20,7 @@ use super::model::{Order, OrderLine};
 use super::status::Status;
 use crate::addresses::{PostalAddress, Shipping};
 use crate::caller::Caller;
+use crate::discounts::{self, Code};
 use crate::error::{Conflict, Error, FieldError, Result};
 use crate::events::{self, EventType};
 use crate::money::Money;
@@ -127,6 +128,7 @@ pub(crate) async fn prepare(
     user_id: u64,
     lines: &[(u64, u32)],
     ship: Option<&PostalAddress>,
+    discount: Option<&Code>,
     actor: Actor,
     hold: Duration,
 ) -> Result<Placed> {
@@ -154,12 +156,12 @@ pub(crate) async fn prepare(
     }
 
     let too_large = || Error::invalid("items", "the order total exceeds 99999999.99");
-    let mut total = Money::ZERO;
+    let mut subtotal = Money::ZERO;
     let mut items = Vec::with_capacity(lines.len());
     for (id, quantity) in lines {
         let (name, price, _) = &found[id];
         let line_total = price.checked_mul(*quantity).ok_or_else(too_large)?;
-        total = total.checked_add(line_total).ok_or_else(too_large)?;
+        subtotal = subtotal.checked_add(line_total).ok_or_else(too_large)?;
         items.push(OrderLine {
             product_id: Some(*id),
             name: name.clone(),
@@ -171,13 +173,30 @@ pub(crate) async fn prepare(
     let hold = chrono::Duration::from_std(hold)
         .map_err(|_| Error::Internal("the order hold is out of range".into()))?;
     let expires_at = now + hold;
+    // The discount row is locked from here to the commit (see `crate::stock`).
+    let priced = discounts::price_order(tx, discount, user_id, subtotal, now).await?;
+    let (discount_id, discount, total) = (priced.discount_id, priced.discount, priced.total);
+    // Nothing to pay: the order is paid as it is placed.
+    let status = if total == Money::ZERO {
+        Status::Paid
+    } else {
+        Status::Pending
+    };
 
     let order_id = sqlx::query!(
-        "INSERT INTO orders (user_id, total, expires_at, ship_name, ship_line1, ship_line2,
-                             ship_postal_code, ship_city, ship_country, ship_phone,
-                             created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO orders (user_id, status, subtotal, discount_id, discount_code, discount_kind,
+                             discount_value, discount_amount, total, expires_at, ship_name,
+                             ship_line1, ship_line2, ship_postal_code, ship_city, ship_country,
+                             ship_phone, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         user_id,
+        status,
+        subtotal.amount(),
+        discount_id,
+        discount.as_ref().map(|d| &d.code),
+        discount.as_ref().map(|d| d.kind),
+        discount.as_ref().map(|d| d.value.amount),
+        discount.as_ref().map(|d| d.amount.amount()),
         total.amount(),
         expires_at,
         ship.map(|a| &a.name),
@@ -193,7 +212,7 @@ pub(crate) async fn prepare(
     .execute(&mut **tx)
     .await?
     .last_insert_id();
-    let created = history::begin(tx, order_id, now, actor).await?;
+    let created = history::begin(tx, order_id, status, now, actor).await?;
 
     let mut insert: QueryBuilder<MySql> = QueryBuilder::new(
         "INSERT INTO order_items (order_id, product_id, product_name, unit_price, quantity, line_total) ",
@@ -211,11 +230,13 @@ pub(crate) async fn prepare(
     let order = Order {
         id: order_id,
         user_id: Some(user_id),
-        status: Status::Pending,
+        status,
         items,
+        subtotal,
+        discount,
         total,
         amount_paid: Money::ZERO,
-        expires_at: Some(expires_at),
+        expires_at: (status == Status::Pending).then_some(expires_at),
         shipping_address: ship.cloned(),
         tracking_number: None,
         history: vec![created],
@@ -223,6 +244,10 @@ pub(crate) async fn prepare(
         updated_at: now,
     };
     events::record(tx, EventType::OrderCreated, &order).await?;
+    if status == Status::Paid {
+        // A free order is paid as it is placed: consumers learn both, in that order.
+        events::record(tx, EventType::OrderPaid, &order).await?;
+    }
     Ok(Placed {
         order,
         from_cart: false,
@@ -247,6 +272,7 @@ pub async fn place(
     owner: u64,
     lines: &[(u64, u32)],
     shipping: &Shipping,
+    discount: Option<&Code>,
     limits: Limits,
 ) -> Result<Placed> {
     if !admit(tx, owner, limits.max_pending).await? {
@@ -258,7 +284,16 @@ pub async fn place(
     }
     let ship = shipping.resolve(tx, owner).await?;
     let actor = Actor::of(caller);
-    prepare(tx, owner, lines, ship.as_ref(), actor, limits.hold).await
+    prepare(
+        tx,
+        owner,
+        lines,
+        ship.as_ref(),
+        discount,
+        actor,
+        limits.hold,
+    )
+    .await
 }
 
 /// The refusal for `lines` given each product's stock (`None`: no such product): unknown

@@ -57,27 +57,25 @@ pub async fn record(
     Ok(())
 }
 
-/// The first entry of a new order, dated as the order records its creation.
+/// The first entry of a new order, dated as the order records its creation: `pending`, or
+/// `paid` for an order with nothing to pay.
 pub async fn begin(
     tx: &mut Tx<'static>,
     order_id: u64,
+    status: Status,
     at: DateTime<Utc>,
     actor: Actor,
 ) -> Result<HistoryEntry, sqlx::Error> {
     sqlx::query!(
         "INSERT INTO order_status_history (order_id, status, actor, entered_at) VALUES (?, ?, ?, ?)",
         order_id,
-        Status::Pending,
+        status,
         actor,
         at
     )
     .execute(&mut **tx)
     .await?;
-    Ok(HistoryEntry {
-        status: Status::Pending,
-        at,
-        actor,
-    })
+    Ok(HistoryEntry { status, at, actor })
 }
 
 /// An order's timeline, oldest first.

@@ -9,13 +9,14 @@ use super::load::get;
 use super::model::Order;
 use super::status::{Status, StatusChange, Transition, transition};
 use crate::caller::Caller;
+use crate::discounts;
 use crate::error::{Conflict, Error, Result};
 use crate::events::{self, EventType};
 use crate::stock;
 use platform::db::{self, Tx};
 
 /// Cancels orders whose rows the caller has locked (level 4) and that still hold their
-/// stock (pending, paid or processing): the stock goes back, completed payments are
+/// stock (pending, paid or processing): discount uses and stock go back, completed payments are
 /// refunded, the orders are marked cancelled and `actor` is noted in their history, all in
 /// the caller's transaction. The one implementation of a cancel, whoever asks for it: a
 /// customer, an admin, the expiry of a stock hold, or the sweep.
@@ -27,6 +28,7 @@ pub(crate) async fn cancel_locked(
     if order_ids.is_empty() {
         return Ok(());
     }
+    discounts::give_back(tx, order_ids).await?;
     let held = stock::held_by(tx, order_ids).await?;
     stock::put_back(tx, &held).await?;
     refund_and_cancel(tx, order_ids, actor).await
@@ -209,6 +211,7 @@ pub async fn delete(pool: &MySqlPool, caller: Caller, id: u64) -> Result<()> {
                 None => {}
             }
             if status == Status::Pending {
+                discounts::give_back(tx, &[id]).await?;
                 let held = stock::held_by(tx, &[id]).await?;
                 stock::put_back(tx, &held).await?;
             }

@@ -7,6 +7,7 @@ use super::history;
 use super::model::{Order, OrderLine};
 use super::status::Status;
 use crate::addresses::PostalAddress;
+use crate::discounts::{Applied, Kind, Value};
 use crate::error::{Error, Result};
 use crate::money::Money;
 
@@ -14,7 +15,9 @@ use crate::money::Money;
 /// whether its stock hold has run out while it is still pending.
 pub(super) async fn read(conn: &mut MySqlConnection, id: u64) -> Result<(Order, bool)> {
     let head = sqlx::query!(
-        r#"SELECT id, user_id, status AS "status: Status", total, amount_paid,
+        r#"SELECT id, user_id, status AS "status: Status", subtotal, total, amount_paid,
+                  discount_code, discount_kind AS "discount_kind: Kind", discount_value,
+                  discount_amount,
                   expires_at AS "expires_at: DateTime<Utc>",
                   (status = 'pending' AND expires_at <= UTC_TIMESTAMP(6)) AS "due!: bool",
                   ship_name, ship_line1, ship_line2, ship_postal_code, ship_city, ship_country,
@@ -53,11 +56,26 @@ pub(super) async fn read(conn: &mut MySqlConnection, id: u64) -> Result<(Order, 
         phone: head.ship_phone,
     });
     let history = history::of(&mut *conn, id).await?;
+    // Written together, so the code stands for the whole copy.
+    let discount = match (head.discount_code, head.discount_kind) {
+        (Some(code), Some(kind)) => Some(Applied {
+            code,
+            kind,
+            value: Value {
+                kind,
+                amount: head.discount_value.unwrap_or_default(),
+            },
+            amount: Money::from_db(head.discount_amount.unwrap_or_default()),
+        }),
+        _ => None,
+    };
     let order = Order {
         id: head.id,
         user_id: head.user_id,
         status: head.status,
         items,
+        subtotal: Money::from_db(head.subtotal),
+        discount,
         total: Money::from_db(head.total),
         amount_paid: Money::from_db(head.amount_paid),
         expires_at: (head.status == Status::Pending).then_some(head.expires_at),

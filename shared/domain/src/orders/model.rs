@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::history::HistoryEntry;
 use super::status::Status;
 use crate::addresses::{self, PostalAddress, Shipping};
+use crate::discounts::{Applied, Code};
 use crate::error::FieldError;
 use crate::id::Id;
 use crate::money::Money;
@@ -36,6 +37,11 @@ pub struct Order {
     pub user_id: Option<u64>,
     pub status: Status,
     pub items: Vec<OrderLine>,
+    /// The sum of the lines.
+    pub subtotal: Money,
+    /// What a discount code took off, as it was when the order used it.
+    pub discount: Option<Applied>,
+    /// `subtotal` less the discount: what is paid.
     pub total: Money,
     pub amount_paid: Money,
     /// When a pending order's stock hold ends; `null` once the order has left `pending`.
@@ -86,6 +92,9 @@ pub struct NewOrder {
     /// absent, so requests made before addresses existed keep their fingerprint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shipping_address: Option<PostalAddress>,
+    /// Left out of the idempotency fingerprint when absent, as the address is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discount_code: Option<Code>,
 }
 
 impl NewOrder {

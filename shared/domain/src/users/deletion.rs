@@ -73,6 +73,7 @@ async fn delete_in(tx: &mut Tx<'static>, caller: Caller, id: u64) -> Result<()> 
     };
     let (expired, held) = (pending(true), pending(false));
     let holding: Vec<u64> = expired.iter().chain(&held).copied().collect();
+    crate::discounts::give_back(tx, &holding).await?;
     return_stock_and_ratings(tx, id, &holding).await?;
     refund_and_cancel(tx, &expired, Actor::System).await?;
     refund_and_cancel(tx, &held, Actor::of(&caller)).await?;

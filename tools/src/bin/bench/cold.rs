@@ -42,6 +42,7 @@ pub async fn cold_starts(bin_dir: &Path, url: &str, f: &Fixture, token: &str) ->
             "GET",
             format!("/products/{}/reviews", f.product_ids[0]),
         ),
+        ("discounts", "GET", "/discounts".to_string()),
         ("docs", "GET", "/docs".to_string()),
     ];
     let mut out = Vec::new();
@@ -232,6 +233,7 @@ pub fn bootstrap_sizes() -> Vec<(String, Option<u64>)> {
         "orders",
         "payments",
         "reviews",
+        "discounts",
         "events",
         "docs",
         "migrate",

@@ -109,6 +109,7 @@ pub async fn floor(state: AppState, f: Fixture, scenario: &'static str) {
                         buyer.id,
                         &lines,
                         &domain::addresses::Shipping::Nowhere,
+                        None,
                         limits,
                     )
                     .await?;
