@@ -83,14 +83,23 @@ pub async fn sample_data(pool: &MySqlPool) -> Result<Seeded, sqlx::Error> {
     }
     for (name, description, price, stock, category) in PRODUCTS {
         let price: rust_decimal::Decimal = price.parse().expect("sample prices are decimals");
-        sqlx::query(
-            "INSERT INTO products (name, description, price, stock, category_id) VALUES (?, ?, ?, ?, ?)",
+        let id = sqlx::query(
+            "INSERT INTO products (name, description, price, category_id) VALUES (?, ?, ?, ?)",
         )
         .bind(name)
         .bind(description)
         .bind(price)
-        .bind(stock)
         .bind(category_ids.get(*category).copied())
+        .execute(&mut *tx)
+        .await?
+        .last_insert_id();
+        sqlx::query(
+            "INSERT INTO variants (product_id, sku, options, price, stock) VALUES (?, ?, '{}', ?, ?)",
+        )
+        .bind(id)
+        .bind(format!("P{id}"))
+        .bind(price)
+        .bind(stock)
         .execute(&mut *tx)
         .await?;
     }

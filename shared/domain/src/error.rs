@@ -42,6 +42,12 @@ pub enum Conflict {
     TooManyPendingOrders,
     /// The cart already holds as many lines as an order may have.
     CartFull,
+    /// Another variant already has the SKU.
+    DuplicateSku,
+    /// Another variant of the product already has the options.
+    DuplicateOptions,
+    /// A product's last variant cannot go without the product.
+    LastVariant,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -14,18 +14,22 @@
 //!    key);
 //! 3. their cart lines;
 //! 4. order rows, `FOR UPDATE`, before anything is decided about them;
-//! 5. product rows, in ascending id order (stock and rating updates);
-//! 6. payment rows;
-//! 7. rows it inserts (an order, its lines, its history), which no one else holds yet.
+//! 5. product rows, in ascending id order (rating updates; any change to a product's
+//!    variants, which keeps its lowest price and its last variant on the locked row);
+//! 6. variant rows, in ascending id order (stock);
+//! 7. payment rows;
+//! 8. rows it inserts (an order, its lines, its history), which no one else holds yet.
 //!
 //! A path may skip levels but never goes back up one. Placing an order is the one path
-//! that inserts before it locks products: it writes the order, its lines and its history
-//! without locking any product (order lines have no foreign key to products for that
-//! reason), then takes every product row at once in one guarded `UPDATE`, its last
-//! statement, because those rows are what every buyer of a popular product queues on.
-//! Its inserted rows are its own, so only product deletion meets it there, and in the same
-//! order: deleting a product takes its cart lines, then its order lines, then the product,
-//! as checkout takes the cart lines, writes order lines and takes the products last. So two
+//! that inserts before it locks stock: it writes the order, its lines and its history
+//! without locking any product or variant (order lines have no foreign key to either for
+//! that reason), then takes every variant row at once in one guarded `UPDATE`, its last
+//! statement, because those rows are what every buyer of a popular variant queues on. It
+//! never locks a product row, so a flash sale on one variant does not hold up the
+//! product's other variants. Its inserted rows are its own, so only product and variant
+//! deletion meet it there, and in the same order: deleting either takes its cart lines,
+//! then its order lines, then the product and variant rows, as checkout takes the cart
+//! lines, writes order lines and takes the variants last. So two
 //! paths touching the same order queue on its row and the second acts on what the first
 //! committed: a cancel and an account deletion return an order's stock once, not twice; a
 //! payment cannot land on an order that a deletion has already decided to remove.
@@ -110,14 +114,14 @@ pub async fn lock_parties(
     Ok(caller_exists)
 }
 
-/// Units to add to (or take from) each product, kept sorted by product id so that the
-/// updates lock product rows in the global order.
+/// Units to add to (or take from) each variant, kept sorted by variant id so that the
+/// updates lock variant rows in the global order.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Movements(BTreeMap<u64, u64>);
 
 impl Movements {
-    pub fn add(&mut self, product_id: u64, quantity: u64) {
-        *self.0.entry(product_id).or_default() += quantity;
+    pub fn add(&mut self, variant_id: u64, quantity: u64) {
+        *self.0.entry(variant_id).or_default() += quantity;
     }
 
     pub fn is_empty(&self) -> bool {
@@ -129,33 +133,34 @@ impl Movements {
     }
 }
 
-/// What a set of orders holds, by product. Lines of deleted products hold nothing: there is
-/// no shelf to return them to.
+/// What a set of orders holds, by variant. Lines of deleted variants (and products) hold
+/// nothing: there is no shelf to return them to.
 pub async fn held_by(tx: &mut Tx<'static>, order_ids: &[u64]) -> Result<Movements, sqlx::Error> {
     let mut held = Movements::default();
     if order_ids.is_empty() {
         return Ok(held);
     }
     let mut qb: QueryBuilder<MySql> = QueryBuilder::new(
-        "SELECT product_id, CAST(SUM(quantity) AS UNSIGNED) FROM order_items \
-         WHERE product_id IS NOT NULL AND order_id IN (",
+        "SELECT variant_id, CAST(SUM(quantity) AS UNSIGNED) FROM order_items \
+         WHERE variant_id IS NOT NULL AND order_id IN (",
     );
     push_ids(&mut qb, order_ids);
-    qb.push(" GROUP BY product_id");
+    qb.push(" GROUP BY variant_id");
     let rows: Vec<(u64, u64)> = qb.build_query_as().fetch_all(&mut **tx).await?;
-    for (product_id, quantity) in rows {
-        held.add(product_id, quantity);
+    for (variant_id, quantity) in rows {
+        held.add(variant_id, quantity);
     }
     Ok(held)
 }
 
-/// Puts the units back on the shelf, product rows locked in ascending id order.
+/// Puts the units back on the shelf, variant rows locked in ascending id order. A variant
+/// deleted meanwhile takes nothing back.
 pub async fn put_back(tx: &mut Tx<'static>, movements: &Movements) -> Result<(), sqlx::Error> {
-    for (product_id, quantity) in movements.iter() {
+    for (variant_id, quantity) in movements.iter() {
         sqlx::query!(
-            "UPDATE products SET stock = stock + ?, updated_at = CURRENT_TIMESTAMP(6) WHERE id = ?",
+            "UPDATE variants SET stock = stock + ?, updated_at = CURRENT_TIMESTAMP(6) WHERE id = ?",
             quantity,
-            product_id
+            variant_id
         )
         .execute(&mut **tx)
         .await?;

@@ -153,6 +153,9 @@ fn conflict_kind(kind: Conflict) -> &'static str {
         Conflict::AccountHasOpenOrders => "account-has-open-orders",
         Conflict::TooManyPendingOrders => "too-many-pending-orders",
         Conflict::CartFull => "cart-full",
+        Conflict::DuplicateSku => "duplicate-sku",
+        Conflict::DuplicateOptions => "duplicate-options",
+        Conflict::LastVariant => "last-variant",
     }
 }
 
