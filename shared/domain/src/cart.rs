@@ -120,7 +120,7 @@ pub async fn get(pool: &MySqlPool, user_id: u64) -> Result<Cart> {
     })
 }
 
-/// Sets the quantity of a line naming a variant, or a product with exactly one (400 for a
+/// Sets the quantity of a line naming a variant, or a product with exactly one (409 for a
 /// product with several). Unknown product or variant → 404; more than the stock → 409; a new line
 /// in a cart that already holds [`MAX_LINES`] → 409. The user row is locked (exclusive)
 /// while the lines are counted, so parallel additions cannot pass the limit together, and
@@ -225,10 +225,13 @@ async fn offer(tx: &mut Tx<'static>, item: Item) -> Result<Offer> {
     .await?;
     match (item, rows.len()) {
         (_, 0) => Err(Error::NotFound(not_found(item))),
-        (Item::Product(_), 2) => Err(Error::invalid(
-            "product_id",
-            "this product has several variants: put one in the cart by its variant_id",
-        )),
+        (Item::Product(id), 2) => Err(Error::Conflict {
+            kind: Conflict::VariantRequired,
+            detail: format!(
+                "Product {id} has several variants: put one in the cart by its variant_id."
+            ),
+            errors: vec![FieldError::new("product_id", "has several variants")],
+        }),
         _ => rows
             .into_iter()
             .next()

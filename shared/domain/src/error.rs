@@ -48,6 +48,8 @@ pub enum Conflict {
     DuplicateOptions,
     /// A product's last variant cannot go without the product.
     LastVariant,
+    /// The product has several variants: the request must name one.
+    VariantRequired,
 }
 
 #[derive(Debug, thiserror::Error)]

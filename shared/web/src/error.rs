@@ -156,6 +156,7 @@ fn conflict_kind(kind: Conflict) -> &'static str {
         Conflict::DuplicateSku => "duplicate-sku",
         Conflict::DuplicateOptions => "duplicate-options",
         Conflict::LastVariant => "last-variant",
+        Conflict::VariantRequired => "variant-required",
     }
 }
 

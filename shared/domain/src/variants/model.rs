@@ -11,7 +11,7 @@ use crate::error::FieldError;
 use crate::money::Money;
 use crate::page::Limit;
 use crate::time::timestamp;
-use crate::validate::{Checks, Validate, optional_whole, whole};
+use crate::validate::{Checks, Validate, whole};
 
 /// Highest stock a variant may hold: far above any shelf, far below the column's limit,
 /// so returning cancelled stock can never overflow it.
@@ -139,14 +139,27 @@ impl Validate for NewVariant {
 }
 
 /// A partial update of a variant: absent fields stay as they are.
+/// `null` sets nothing here: every field has a value, so it is refused (400) rather than
+/// read as "leave it".
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VariantPatch {
+    #[serde(default, deserialize_with = "present")]
     pub sku: Option<Sku>,
+    #[serde(default, deserialize_with = "present")]
     pub options: Option<Options>,
+    #[serde(default, deserialize_with = "present")]
     pub price: Option<Money>,
-    #[serde(default, deserialize_with = "optional_whole")]
+    #[serde(default, deserialize_with = "present_whole")]
     pub stock: Option<u32>,
+}
+
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+fn present_whole<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    whole(d).map(Some)
 }
 
 impl Validate for VariantPatch {
