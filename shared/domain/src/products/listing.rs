@@ -146,7 +146,10 @@ fn push_variant_filter(qb: &mut QueryBuilder<'_, MySql>, query: &ProductQuery) {
     if let Some(max) = query.max_price {
         qb.push(" AND p.price <= ").push_bind(max.0);
     }
-    qb.push(" AND EXISTS (SELECT 1 FROM variants v WHERE v.product_id = p.id");
+    // A scalar subquery, not EXISTS: the optimizer turns EXISTS into a semi-join that
+    // reads every variant to build its table, a cost that grows with the catalogue; this
+    // one is looked up in variants_product_price_stock_idx per product the page walks.
+    qb.push(" AND (SELECT 1 FROM variants v WHERE v.product_id = p.id");
     if let Some(min) = query.min_price {
         qb.push(" AND v.price >= ").push_bind(min.0);
     }
@@ -156,7 +159,7 @@ fn push_variant_filter(qb: &mut QueryBuilder<'_, MySql>, query: &ProductQuery) {
     if query.in_stock == Some(true) {
         qb.push(" AND v.stock > 0");
     }
-    qb.push(")");
+    qb.push(" LIMIT 1) IS NOT NULL");
 }
 
 /// `LIKE` treats `%`, `_` and `\` specially; a search for "50%" means the text "50%".
