@@ -282,3 +282,87 @@ async fn account_deletion_racing_a_checkout_of_a_variant_holds_nothing(pool: MyS
     })
     .await;
 }
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn account_deletion_racing_order_deletion_returns_a_variants_stock_once(pool: MySqlPool) {
+    let shop = Shop::new(pool);
+    let (_, _, medium) = tee(&shop, 10_000).await;
+    rounds("account deletion × order deletion", async |round| {
+        let start = shop.orders.variant_stock(medium).await;
+        let (user, id) = pending_order(&shop, medium).await;
+        let (a, d) = race(
+            round,
+            delete_account(&shop, &user),
+            delete_order(&shop, &user, id),
+        )
+        .await;
+        let end = shop.orders.variant_stock(medium).await;
+        let ok = a == 204 && matches!(d, 204 | 401 | 404) && end == start;
+        expect(
+            ok,
+            format!("account {a}, order {d}, stock {start} -> {end}"),
+        )
+    })
+    .await;
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn expiry_racing_order_deletion_returns_a_variants_stock_once(pool: MySqlPool) {
+    let shop = Shop::new(pool);
+    let (_, _, medium) = tee(&shop, 10_000).await;
+    rounds("expiry × order deletion", async |round| {
+        let start = shop.orders.variant_stock(medium).await;
+        let (user, id) = pending_order(&shop, medium).await;
+        shop.orders.expire(id).await;
+        let (s, d) = race(round, sweep(&shop), delete_order(&shop, &user, id)).await;
+        let end = shop.orders.variant_stock(medium).await;
+        let ok = s == 200 && d == 204 && end == start;
+        expect(
+            ok,
+            format!("sweep {s}, deletion {d}, stock {start} -> {end}"),
+        )
+    })
+    .await;
+}
+
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn variant_deletion_racing_a_checkout_keeps_stock_and_carts_straight(pool: MySqlPool) {
+    let shop = Shop::new(pool);
+    let admin = shop.products.admin().await;
+    rounds("variant deletion × checkout", async |round| {
+        let (_, small, medium) = tee(&shop, 100).await;
+        let user = shop.cart.customer().await;
+        shop.cart
+            .put(&format!("/users/{}/cart/variants/{medium}", user.id))
+            .token(&user.token)
+            .json(json!({"quantity": QUANTITY}))
+            .send()
+            .await
+            .expect(200);
+        let checkout = shop
+            .cart
+            .post(&format!("/users/{}/cart/checkout", user.id))
+            .token(&user.token)
+            .send();
+        let deleting = shop
+            .products
+            .delete(&format!("/variants/{medium}"))
+            .token(&admin.token)
+            .send();
+        let (c, d) = race(round, checkout, deleting).await;
+        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cart_items WHERE variant_id = ?")
+            .bind(medium)
+            .fetch_one(shop.pool())
+            .await
+            .unwrap();
+        let small_stock = shop.orders.variant_stock(small).await;
+        // Checkout first: an order of the variant, unlinked by the deletion. Deletion
+        // first: the cart is empty, and checkout finds nothing to order.
+        let ok = d == 204 && matches!(c, 201 | 409) && left == 0 && small_stock == 100;
+        expect(
+            ok,
+            format!("checkout {c}, deletion {d}, cart lines left {left}"),
+        )
+    })
+    .await;
+}
