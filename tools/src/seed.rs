@@ -47,6 +47,35 @@ const PRODUCTS: &[(&str, &str, &str, u32, usize)] = &[
 
 /// (code, kind, value): codes a customer can try at checkout.
 const DISCOUNTS: &[(&str, &str, &str)] = &[("WELCOME10", "percent", "10")];
+/// Products sold in several versions: (name, description, category index, variants as
+/// (SKU, options as canonical JSON, price, stock)).
+type Sized = (
+    &'static str,
+    &'static str,
+    usize,
+    &'static [(&'static str, &'static str, &'static str, u32)],
+);
+const SIZED: &[Sized] = &[
+    (
+        "Gardening Gloves",
+        "Goatskin, lined",
+        2,
+        &[
+            ("GLOVES-S", r#"{"size":"S"}"#, "14.90", 6),
+            ("GLOVES-M", r#"{"size":"M"}"#, "14.90", 10),
+            ("GLOVES-L", r#"{"size":"L"}"#, "15.90", 0),
+        ],
+    ),
+    (
+        "Linen Apron",
+        "Washed linen, two pockets",
+        1,
+        &[
+            ("APRON-NATURAL", r#"{"colour":"natural"}"#, "29.00", 9),
+            ("APRON-CHARCOAL", r#"{"colour":"charcoal"}"#, "32.00", 4),
+        ],
+    ),
+];
 
 /// What [`sample_data`] found and did.
 pub enum Seeded {
@@ -89,17 +118,13 @@ pub async fn sample_data(pool: &MySqlPool) -> Result<Seeded, sqlx::Error> {
         category_ids.push(id);
     }
     for (name, description, price, stock, category) in PRODUCTS {
-        let price: rust_decimal::Decimal = price.parse().expect("sample prices are decimals");
-        sqlx::query(
-            "INSERT INTO products (name, description, price, stock, category_id) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(name)
-        .bind(description)
-        .bind(price)
-        .bind(stock)
-        .bind(category_ids.get(*category).copied())
-        .execute(&mut *tx)
-        .await?;
+        let variants = [("", "{}", *price, *stock)];
+        let category = category_ids.get(*category).copied();
+        product(&mut tx, name, description, category, &variants).await?;
+    }
+    for (name, description, category, variants) in SIZED {
+        let category = category_ids.get(*category).copied();
+        product(&mut tx, name, description, category, variants).await?;
     }
     for (code, kind, value) in DISCOUNTS {
         let value: rust_decimal::Decimal = value.parse().expect("sample values are decimals");
@@ -117,7 +142,7 @@ pub async fn sample_data(pool: &MySqlPool) -> Result<Seeded, sqlx::Error> {
     tx.commit().await?;
     Ok(Seeded::Loaded {
         categories: CATEGORIES.len(),
-        products: PRODUCTS.len(),
+        products: PRODUCTS.len() + SIZED.len(),
         discounts: DISCOUNTS.len(),
     })
 }
@@ -147,5 +172,49 @@ pub async fn reset(pool: &MySqlPool) -> Result<(), sqlx::Error> {
     sqlx::query("SET FOREIGN_KEY_CHECKS = 1")
         .execute(&mut *conn)
         .await?;
+    Ok(())
+}
+
+/// A product and its variants (an empty SKU: one made from the product id, as the API
+/// makes it); its price is the lowest variant price.
+async fn product(
+    tx: &mut sqlx::Transaction<'static, sqlx::MySql>,
+    name: &str,
+    description: &str,
+    category: Option<u64>,
+    variants: &[(&str, &str, &str, u32)],
+) -> Result<(), sqlx::Error> {
+    let prices: Vec<rust_decimal::Decimal> = variants
+        .iter()
+        .map(|(_, _, price, _)| price.parse().expect("sample prices are decimals"))
+        .collect();
+    let lowest = prices.iter().min().copied().unwrap_or_default();
+    let id = sqlx::query(
+        "INSERT INTO products (name, description, price, category_id) VALUES (?, ?, ?, ?)",
+    )
+    .bind(name)
+    .bind(description)
+    .bind(lowest)
+    .bind(category)
+    .execute(&mut **tx)
+    .await?
+    .last_insert_id();
+    for ((sku, options, _, stock), price) in variants.iter().zip(prices) {
+        let sku = if sku.is_empty() {
+            format!("P{id}")
+        } else {
+            (*sku).to_owned()
+        };
+        sqlx::query(
+            "INSERT INTO variants (product_id, sku, options, price, stock) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(sku)
+        .bind(*options)
+        .bind(price)
+        .bind(*stock)
+        .execute(&mut **tx)
+        .await?;
+    }
     Ok(())
 }

@@ -17,11 +17,7 @@ async fn world(pool: MySqlPool) -> World {
     let app = TestApp::new(pool, tools::serve::router);
     let admin = app.admin().await;
     let customer = app.customer().await;
-    let product = sqlx::query("INSERT INTO products (name, price, stock) VALUES ('Mug', 4, 10)")
-        .execute(app.pool())
-        .await
-        .unwrap()
-        .last_insert_id();
+    let product = app.product("Mug", "4", 10).await;
     let order = sqlx::query("INSERT INTO orders (user_id, total, expires_at) VALUES (?, 4, UTC_TIMESTAMP(6) + INTERVAL 1 HOUR)")
         .bind(customer.id)
         .execute(app.pool())
@@ -58,7 +54,7 @@ async fn fingerprint(app: &TestApp) -> Vec<String> {
         out.push(format!("{table}={n}"));
     }
     let state: (String, String) = sqlx::query_as(
-        "SELECT CAST(COALESCE(SUM(stock), 0) AS CHAR), CAST(COALESCE(SUM(price), 0) AS CHAR) FROM products",
+        "SELECT (SELECT CAST(COALESCE(SUM(stock), 0) AS CHAR) FROM variants), CAST(COALESCE(SUM(price), 0) AS CHAR) FROM products",
     )
     .fetch_one(app.pool())
     .await

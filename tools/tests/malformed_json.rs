@@ -59,7 +59,8 @@ async fn malformed_json_is_located_on_every_route_that_takes_a_body(pool: MySqlP
             .replace("{category_id}", "1")
             .replace("{order_id}", "1")
             .replace("{endpoint_id}", "1")
-            .replace("{discount_id}", "1");
+            .replace("{discount_id}", "1")
+            .replace("{variant_id}", "1");
         assert!(!uri.contains('{'), "a path parameter left in {uri}");
         let response = app
             .request(method.clone(), &uri)

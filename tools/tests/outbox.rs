@@ -37,7 +37,7 @@ impl Shop {
     /// - one `order.<status>` per history entry of a status the contract announces (every
     ///   order is created `pending`, so `order.created` per order still in the database);
     /// - one `payment.created` per payment, one `payment.refunded` per refunded payment;
-    /// - per product, stock events alternating out/back, ending where its stock is.
+    /// - per variant, stock events alternating out/back, ending where its stock is.
     async fn outbox_matches(&self) -> Result<(), String> {
         let events = self.events().await;
         let mut announced: BTreeMap<(String, u64), i64> = BTreeMap::new();
@@ -45,7 +45,10 @@ impl Shop {
         for (kind, data) in &events {
             let id = data["id"].as_u64().ok_or(format!("{kind} without an id"))?;
             if kind.starts_with("product.") {
-                stock_events.entry(id).or_default().push(kind.clone());
+                let variant = data["variant_id"]
+                    .as_u64()
+                    .ok_or(format!("{kind} without a variant_id"))?;
+                stock_events.entry(variant).or_default().push(kind.clone());
             } else {
                 *announced.entry((kind.clone(), id)).or_default() += 1;
             }
@@ -88,12 +91,12 @@ impl Shop {
                 "events {announced:?}\ndo not match the database {committed:?}"
             ));
         }
-        let levels: Vec<(u64, u32)> = sqlx::query_as("SELECT id, stock FROM products")
+        let levels: Vec<(u64, u32)> = sqlx::query_as("SELECT id, stock FROM variants")
             .fetch_all(self.pool())
             .await
             .unwrap();
-        for (product, stock) in levels {
-            let seen = stock_events.remove(&product).unwrap_or_default();
+        for (variant, stock) in levels {
+            let seen = stock_events.remove(&variant).unwrap_or_default();
             let alternates = seen.iter().enumerate().all(|(i, kind)| {
                 kind == if i % 2 == 0 {
                     "product.out_of_stock"
@@ -103,7 +106,7 @@ impl Shop {
             });
             let ends_right = (stock == 0) == (seen.len() % 2 == 1);
             if !alternates || !ends_right {
-                return Err(format!("product {product} at {stock}: {seen:?}"));
+                return Err(format!("variant {variant} at {stock}: {seen:?}"));
             }
         }
         Ok(())
@@ -474,4 +477,51 @@ async fn a_deleted_account_leaves_no_personal_data_in_events(pool: MySqlPool) {
     assert_eq!(kept[0]["user_id"], other.id);
     assert_eq!(kept[0]["shipping_address"]["name"], "Ada Lovelace");
     shop.outbox_matches().await.unwrap();
+}
+
+/// Stock events are a variant's: one size selling out tells it, with the product as shown
+/// (its stock still the other size's) and the variant that moved, and a restock of that
+/// size through `PUT /variants/{id}` tells it is back.
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn a_variant_selling_out_is_told_with_its_product_and_its_id(pool: MySqlPool) {
+    let shop = Shop::new(pool);
+    let admin = shop.orders.admin().await;
+    let buyer = shop.orders.customer().await;
+    let towel = shop.orders.product("Towel", "9.00", 5).await;
+    let large = shop
+        .products
+        .post(&format!("/products/{towel}/variants"))
+        .token(&admin.token)
+        .json(json!({"sku": "TOWEL-L", "options": {"size": "L"}, "price": 11.0, "stock": 1}))
+        .send()
+        .await;
+    let large = id(&large, 201);
+    shop.orders
+        .post("/orders")
+        .token(&buyer.token)
+        .json(json!({"items": [{"variant_id": large, "quantity": 1}]}))
+        .send()
+        .await
+        .expect(201);
+    shop.products
+        .put(&format!("/variants/{large}"))
+        .token(&admin.token)
+        .json(json!({"stock": 3}))
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(
+        shop.kinds().await,
+        [
+            "order.created",
+            "product.out_of_stock",
+            "product.back_in_stock"
+        ]
+    );
+    let events = shop.events().await;
+    assert_eq!(events[1].1["id"], towel);
+    assert_eq!(events[1].1["variant_id"], large);
+    assert_eq!(events[1].1["stock"], 5, "the other size is still there");
+    assert_eq!(events[2].1["variant_id"], large);
+    assert_eq!(events[2].1["stock"], 8);
 }

@@ -11,6 +11,7 @@ use domain::cart::{self, Cart, Checkout, SetQuantity};
 use domain::discounts::Code;
 use domain::id::Id;
 use domain::idempotency::Parties;
+use domain::orders::Item;
 use domain::orders::{Limits, Placed};
 use domain::users;
 use web::auth::AuthUser;
@@ -26,6 +27,10 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/users/{user_id}/cart/items/{product_id}",
             put(set_line).delete(remove_line),
+        )
+        .route(
+            "/users/{user_id}/cart/variants/{variant_id}",
+            put(set_variant_line).delete(remove_variant_line),
         )
         .route("/users/{user_id}/cart/checkout", post(checkout))
 }
@@ -52,8 +57,42 @@ async fn set_line(
 ) -> ApiResult<axum::Json<Cart>> {
     caller.require_self_or_admin(user_id.0)?;
     Ok(axum::Json(
-        cart::set_line(&state.pool, user_id.0, product_id.0, input.quantity).await?,
+        cart::set_line(
+            &state.pool,
+            user_id.0,
+            Item::Product(product_id.0),
+            input.quantity,
+        )
+        .await?,
     ))
+}
+
+async fn set_variant_line(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Path((user_id, variant_id)): Path<(Id, Id)>,
+    Json(input): Json<SetQuantity>,
+) -> ApiResult<axum::Json<Cart>> {
+    caller.require_self_or_admin(user_id.0)?;
+    Ok(axum::Json(
+        cart::set_line(
+            &state.pool,
+            user_id.0,
+            Item::Variant(variant_id.0),
+            input.quantity,
+        )
+        .await?,
+    ))
+}
+
+async fn remove_variant_line(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Path((user_id, variant_id)): Path<(Id, Id)>,
+) -> ApiResult<StatusCode> {
+    caller.require_self_or_admin(user_id.0)?;
+    cart::remove_line(&state.pool, user_id.0, Item::Variant(variant_id.0)).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn remove_line(
@@ -62,7 +101,7 @@ async fn remove_line(
     Path((user_id, product_id)): Path<(Id, Id)>,
 ) -> ApiResult<StatusCode> {
     caller.require_self_or_admin(user_id.0)?;
-    cart::remove_line(&state.pool, user_id.0, product_id.0).await?;
+    cart::remove_line(&state.pool, user_id.0, Item::Product(product_id.0)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -45,7 +45,9 @@ async fn lines_are_set_priced_at_current_prices_and_removed(pool: MySqlPool) {
         .clone();
     assert_eq!(
         cart["items"][0],
-        json!({"product_id": mug, "name": "Mug", "unit_price": 4.1, "quantity": 2, "line_total": 8.2})
+        json!({"product_id": mug, "variant_id": cart["items"][0]["variant_id"], "name": "Mug",
+               "sku": format!("P{mug}"), "options": {}, "unit_price": 4.1, "quantity": 2,
+               "line_total": 8.2})
     );
     assert_eq!(cart["items"][1]["line_total"], json!(1.05));
     assert_eq!(cart["total"], json!(9.25));
@@ -57,7 +59,7 @@ async fn lines_are_set_priced_at_current_prices_and_removed(pool: MySqlPool) {
         .send()
         .await
         .expect(200);
-    sqlx::query("UPDATE products SET price = 5 WHERE id = ?")
+    sqlx::query("UPDATE variants SET price = 5 WHERE product_id = ?")
         .bind(mug)
         .execute(app.pool())
         .await
@@ -254,7 +256,7 @@ async fn checkout_rechecks_stock_that_moved(pool: MySqlPool) {
         .send()
         .await
         .expect(200);
-    sqlx::query("UPDATE products SET stock = 2 WHERE id = ?")
+    sqlx::query("UPDATE variants SET stock = 2 WHERE product_id = ?")
         .bind(mug)
         .execute(app.pool())
         .await
@@ -405,8 +407,9 @@ async fn a_cart_can_never_total_more_than_money_holds(pool: MySqlPool) {
     assert_eq!(cart_rows(&app).await, 1);
 
     // A price rise after the line was set: checkout refuses with 409, the cart is the problem.
-    sqlx::query("INSERT INTO cart_items (user_id, product_id, quantity) VALUES (?, ?, 1)")
+    sqlx::query("INSERT INTO cart_items (user_id, product_id, variant_id, quantity) SELECT ?, ?, id, 1 FROM variants WHERE product_id = ?")
         .bind(ada.id)
+        .bind(pen)
         .bind(pen)
         .execute(app.pool())
         .await
@@ -439,7 +442,7 @@ async fn stock_sold_out_during_checkout_keeps_the_cart(pool: MySqlPool) {
     }
 
     let mut rival = app.pool().begin().await.unwrap();
-    sqlx::query("UPDATE products SET stock = 1 WHERE id = ?")
+    sqlx::query("UPDATE variants SET stock = 1 WHERE product_id = ?")
         .bind(pen)
         .execute(&mut *rival)
         .await
@@ -474,8 +477,9 @@ async fn fill(app: &TestApp, user: u64, n: usize) -> Vec<u64> {
     let mut products = Vec::with_capacity(n);
     for i in 0..n {
         let id = app.product(&format!("Item {i}"), "1", 10).await;
-        sqlx::query("INSERT INTO cart_items (user_id, product_id, quantity) VALUES (?, ?, 1)")
+        sqlx::query("INSERT INTO cart_items (user_id, product_id, variant_id, quantity) SELECT ?, ?, id, 1 FROM variants WHERE product_id = ?")
             .bind(user)
+            .bind(id)
             .bind(id)
             .execute(app.pool())
             .await
@@ -546,8 +550,8 @@ async fn parallel_additions_fill_a_cart_exactly(pool: MySqlPool) {
     for round in 0..ROUNDS {
         let ada = Arc::new(app.customer().await);
         sqlx::query(
-            "INSERT INTO cart_items (user_id, product_id, quantity)
-             SELECT ?, product_id, 1 FROM cart_items WHERE user_id = ?",
+            "INSERT INTO cart_items (user_id, product_id, variant_id, quantity)
+             SELECT ?, product_id, variant_id, 1 FROM cart_items WHERE user_id = ?",
         )
         .bind(ada.id)
         .bind(first.id)

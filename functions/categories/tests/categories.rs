@@ -27,7 +27,7 @@ async fn admin_manages_categories(pool: MySqlPool) {
     assert_eq!(body["description"], "Paper");
     assert_eq!(body["product_count"], 0);
 
-    sqlx::query("INSERT INTO products (name, price, stock, category_id) VALUES ('A', 1, 1, ?), ('B', 2, 2, ?)")
+    sqlx::query("INSERT INTO products (name, price, category_id) VALUES ('A', 1, ?), ('B', 2, ?)")
         .bind(id)
         .bind(id)
         .execute(app.pool())

@@ -11,7 +11,7 @@ use domain::discounts::Code;
 use domain::id::Id;
 use domain::idempotency::Parties;
 use domain::orders::{
-    self, Limits, NewOrder, Order, OrderQuery, OrderSummary, Placed, StatusChange,
+    self, Limits, NewOrder, Order, OrderQuery, OrderSummary, Placed, StatusChange, WantedLine,
 };
 use domain::page::Page;
 use web::auth::AuthUser;
@@ -64,7 +64,7 @@ async fn create(
 struct PlaceOrder {
     caller: Caller,
     owner: u64,
-    lines: Vec<(u64, u32)>,
+    lines: Vec<WantedLine>,
     shipping: Shipping,
     discount: Option<Code>,
     limits: Limits,

@@ -67,7 +67,9 @@ async fn placing_an_order_takes_stock_and_snapshots_prices(pool: MySqlPool) {
     );
     assert_eq!(
         body["items"][0],
-        json!({"product_id": mug, "name": "Mug", "unit_price": 4.1, "quantity": 2, "line_total": 8.2})
+        json!({"product_id": mug, "variant_id": body["items"][0]["variant_id"], "name": "Mug",
+               "sku": format!("P{mug}"), "options": {}, "unit_price": 4.1, "quantity": 2,
+               "line_total": 8.2})
     );
     assert_eq!(body["items"][1]["quantity"], 7);
     assert_eq!(body["items"][1]["line_total"], json!(0.7));
@@ -828,7 +830,7 @@ async fn idempotent_retries_replay_the_first_response(pool: MySqlPool) {
     )
     .await;
     short.problem(409);
-    sqlx::query("UPDATE products SET stock = 100 WHERE id = ?")
+    sqlx::query("UPDATE variants SET stock = 100 WHERE product_id = ?")
         .bind(mug)
         .execute(app.pool())
         .await
@@ -1206,7 +1208,7 @@ async fn stock_sold_out_while_the_order_is_written_refuses_it_and_keeps_nothing(
 
     // Another buyer holds the mug's row and is about to take all of it.
     let mut rival = app.pool().begin().await.unwrap();
-    sqlx::query("UPDATE products SET stock = 0 WHERE id = ?")
+    sqlx::query("UPDATE variants SET stock = 0 WHERE product_id = ?")
         .bind(mug)
         .execute(&mut *rival)
         .await
@@ -1243,7 +1245,7 @@ async fn stock_sold_out_while_the_order_is_written_refuses_it_and_keeps_nothing(
     );
 
     // The retry under the same key replays the refusal, even now that stock is back.
-    sqlx::query("UPDATE products SET stock = 5 WHERE id = ?")
+    sqlx::query("UPDATE variants SET stock = 5 WHERE product_id = ?")
         .bind(mug)
         .execute(app.pool())
         .await
@@ -1268,7 +1270,7 @@ async fn a_product_deleted_while_the_order_is_written_is_named(pool: MySqlPool) 
     let mug = app.product("Mug", "4", 10).await;
 
     let mut rival = app.pool().begin().await.unwrap();
-    sqlx::query("SELECT id FROM products WHERE id = ? FOR UPDATE")
+    sqlx::query("SELECT id FROM variants WHERE product_id = ? FOR UPDATE")
         .bind(mug)
         .execute(&mut *rival)
         .await

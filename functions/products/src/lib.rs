@@ -8,6 +8,7 @@ use axum::routing::get;
 use domain::id::Id;
 use domain::page::Page;
 use domain::products::{self, NewProduct, Product, ProductPatch, ProductQuery};
+use domain::variants::{self, NewVariant, Variant, VariantPatch, VariantQuery};
 use web::auth::Admin;
 use web::error::ApiResult;
 use web::extract::{Json, Path, Query};
@@ -20,6 +21,14 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/products/{product_id}",
             get(show).put(update).delete(remove),
+        )
+        .route(
+            "/products/{product_id}/variants",
+            get(list_variants).post(create_variant),
+        )
+        .route(
+            "/variants/{variant_id}",
+            get(show_variant).put(update_variant).delete(remove_variant),
         )
         // The API's own description, for front-end developers and their tools.
         .route("/openapi.json", get(web::router::openapi))
@@ -70,5 +79,55 @@ async fn remove(
     Path(id): Path<Id>,
 ) -> ApiResult<StatusCode> {
     products::delete(&state.pool, id.0).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_variants(
+    State(state): State<AppState>,
+    Path(product_id): Path<Id>,
+    Query(query): Query<VariantQuery>,
+) -> ApiResult<axum::Json<Page<Variant>>> {
+    Ok(axum::Json(
+        variants::list(&state.pool, product_id.0, &query).await?,
+    ))
+}
+
+async fn create_variant(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(product_id): Path<Id>,
+    Json(input): Json<NewVariant>,
+) -> ApiResult<impl IntoResponse> {
+    let variant = variants::create(&state.pool, product_id.0, input).await?;
+    Ok(web::router::created(
+        format!("/variants/{}", variant.id),
+        variant,
+    ))
+}
+
+async fn show_variant(
+    State(state): State<AppState>,
+    Path(id): Path<Id>,
+) -> ApiResult<axum::Json<Variant>> {
+    Ok(axum::Json(variants::get(&state.pool, id.0).await?))
+}
+
+async fn update_variant(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<Id>,
+    Json(patch): Json<VariantPatch>,
+) -> ApiResult<axum::Json<Variant>> {
+    Ok(axum::Json(
+        domain::stock::update_variant(&state.pool, id.0, patch).await?,
+    ))
+}
+
+async fn remove_variant(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<Id>,
+) -> ApiResult<StatusCode> {
+    variants::delete(&state.pool, id.0).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -417,9 +417,16 @@ async fn keyset_walk_yields_every_product_exactly_once_in_every_sort(pool: MySql
     let app = app(pool);
     // Many equal prices, names and timestamps: ties must be broken by id.
     sqlx::query(
-        "INSERT INTO products (name, price, stock, created_at)
-         SELECT CONCAT('P', seq % 7), 1 + (seq % 5), seq, '2026-01-01 00:00:00'
+        "INSERT INTO products (name, price, created_at)
+         SELECT CONCAT('P', seq % 7), 1 + (seq % 5), '2026-01-01 00:00:00'
          FROM seq_1_to_53",
+    )
+    .execute(app.pool())
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO variants (product_id, sku, price, stock)
+         SELECT id, CONCAT('P', id), price, id FROM products",
     )
     .execute(app.pool())
     .await

@@ -7,11 +7,7 @@ fn app(pool: MySqlPool) -> TestApp {
 }
 
 async fn product(app: &TestApp) -> u64 {
-    sqlx::query("INSERT INTO products (name, price, stock) VALUES ('Mug', 4, 10)")
-        .execute(app.pool())
-        .await
-        .unwrap()
-        .last_insert_id()
+    testkit::insert_product(app.pool(), "Mug", "4", 10).await
 }
 
 async fn aggregates(app: &TestApp, product_id: u64) -> (u32, u32) {

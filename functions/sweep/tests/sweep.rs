@@ -46,17 +46,18 @@ fn scheduled_event() -> LambdaEvent<Value> {
 }
 
 async fn product(pool: &MySqlPool, stock: u32) -> u64 {
-    sqlx::query("INSERT INTO products (name, price, stock) VALUES ('Mug', 5, ?)")
-        .bind(stock)
-        .execute(pool)
-        .await
-        .unwrap()
-        .last_insert_id()
+    testkit::insert_product(pool, "Mug", "5", stock).await
 }
 
 /// A pending order placed through the domain code, so that it takes its stock as any order.
 async fn order(pool: &MySqlPool, user: u64, lines: &[(u64, u32)]) -> u64 {
-    let lines = lines.to_vec();
+    let lines: Vec<domain::orders::WantedLine> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, (product, quantity))| {
+            domain::orders::WantedLine::new(domain::orders::Item::Product(*product), *quantity, i)
+        })
+        .collect();
     platform::db::transaction(pool, move |tx| {
         let lines = lines.clone();
         Box::pin(async move {
@@ -80,11 +81,7 @@ async fn order(pool: &MySqlPool, user: u64, lines: &[(u64, u32)]) -> u64 {
 }
 
 async fn stock(pool: &MySqlPool, product: u64) -> u32 {
-    sqlx::query_scalar("SELECT stock FROM products WHERE id = ?")
-        .bind(product)
-        .fetch_one(pool)
-        .await
-        .unwrap()
+    testkit::stock_of(pool, product).await
 }
 
 async fn status(pool: &MySqlPool, order: u64) -> (String, String) {

@@ -52,13 +52,13 @@ async fn order(app: &TestApp, user: u64, status: &str, mug: u64, quantity: u32) 
     .unwrap()
     .last_insert_id();
     sqlx::query(
-        "INSERT INTO order_items (order_id, product_id, product_name, unit_price, quantity, line_total)
-         VALUES (?, ?, 'Mug', 5, ?, ?)",
+        "INSERT INTO order_items (order_id, product_id, variant_id, product_name, unit_price, quantity, line_total)
+         SELECT ?, product_id, id, 'Mug', 5, ?, ? FROM variants WHERE product_id = ?",
     )
     .bind(id)
-    .bind(mug)
     .bind(quantity)
     .bind(total)
+    .bind(mug)
     .execute(app.pool())
     .await
     .unwrap();
@@ -139,8 +139,12 @@ async fn deleting_an_account_erases_the_person_and_keeps_the_money_records(pool:
     let ada_token = token(&app, "ada@example.com", "password-a").await;
     let bob = app.customer().await;
     let db = app.pool();
-    let mug = sqlx::query("INSERT INTO products (name, price, stock, review_count, rating_sum) VALUES ('Mug', 5, 10, 2, 9)")
-        .execute(db).await.unwrap().last_insert_id();
+    let mug = app.product("Mug", "5", 10).await;
+    sqlx::query("UPDATE products SET review_count = 2, rating_sum = 9 WHERE id = ?")
+        .bind(mug)
+        .execute(db)
+        .await
+        .unwrap();
     let pen = app.product("Pen", "1", 3).await;
 
     // A pending order of 4 mugs, partly paid; a delivered one (2 mugs, sold); a cancelled
@@ -159,8 +163,9 @@ async fn deleting_an_account_erases_the_person_and_keeps_the_money_records(pool:
         .send()
         .await
         .expect(201);
-    sqlx::query("INSERT INTO cart_items (user_id, product_id, quantity) VALUES (?, ?, 1)")
+    sqlx::query("INSERT INTO cart_items (user_id, product_id, variant_id, quantity) SELECT ?, ?, id, 1 FROM variants WHERE product_id = ?")
         .bind(ada)
+        .bind(pen)
         .bind(pen)
         .execute(db)
         .await
@@ -206,7 +211,7 @@ async fn deleting_an_account_erases_the_person_and_keeps_the_money_records(pool:
     }
     assert_eq!(rows(&app, throttled, "ada@example.com").await, 0);
     let (stock, count, sum): (u32, u32, u32) =
-        sqlx::query_as("SELECT stock, review_count, rating_sum FROM products WHERE id = ?")
+        sqlx::query_as("SELECT (SELECT stock FROM variants WHERE product_id = p.id LIMIT 1), review_count, rating_sum FROM products p WHERE id = ?")
             .bind(mug)
             .fetch_one(db)
             .await
@@ -277,8 +282,9 @@ async fn an_account_the_shop_still_owes_goods_cannot_be_deleted(pool: MySqlPool)
         let open = order(&app, ada.id, status, mug, 1).await;
         pay(&app, open, 5, "completed").await;
         let pending = order(&app, ada.id, "pending", mug, 2).await;
-        sqlx::query("INSERT INTO cart_items (user_id, product_id, quantity) VALUES (?, ?, 1)")
+        sqlx::query("INSERT INTO cart_items (user_id, product_id, variant_id, quantity) SELECT ?, ?, id, 1 FROM variants WHERE product_id = ?")
             .bind(ada.id)
+            .bind(mug)
             .bind(mug)
             .execute(app.pool())
             .await

@@ -13,15 +13,19 @@ use crate::id::Id;
 use crate::money::Money;
 use crate::orders::create::{Placed, admit, cart_not_orderable};
 use crate::orders::history::Actor;
-use crate::orders::model::{MAX_LINES, MAX_QUANTITY};
+use crate::orders::model::{Item, MAX_LINES, MAX_QUANTITY, WantedLine};
 use crate::settings::OrderLimits as Limits;
 use crate::validate::{Checks, Validate, whole};
+use crate::variants::{Options, Sku};
 use platform::db::{self, Tx};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CartLine {
     pub product_id: u64,
+    pub variant_id: u64,
     pub name: String,
+    pub sku: Sku,
+    pub options: Options,
     pub unit_price: Money,
     pub quantity: u32,
     pub line_total: Money,
@@ -87,9 +91,10 @@ impl Validate for Checkout {
 pub async fn get(pool: &MySqlPool, user_id: u64) -> Result<Cart> {
     crate::users::require_existing_user(pool, user_id).await?;
     let rows = sqlx::query!(
-        "SELECT c.product_id, p.name, p.price, c.quantity
-         FROM cart_items c JOIN products p ON p.id = c.product_id
-         WHERE c.user_id = ? ORDER BY c.created_at, c.product_id",
+        "SELECT c.product_id, c.variant_id, p.name, v.sku, v.options, v.price, c.quantity
+         FROM cart_items c JOIN variants v ON v.id = c.variant_id
+              JOIN products p ON p.id = c.product_id
+         WHERE c.user_id = ? ORDER BY c.created_at, c.variant_id",
         user_id
     )
     .fetch_all(pool)
@@ -102,7 +107,10 @@ pub async fn get(pool: &MySqlPool, user_id: u64) -> Result<Cart> {
             total += line_total;
             CartLine {
                 product_id: row.product_id,
+                variant_id: row.variant_id,
                 name: row.name,
+                sku: Sku::from_db(row.sku),
+                options: Options::from_db(&row.options),
                 unit_price: Money::from_db(row.price),
                 quantity: row.quantity,
                 line_total: Money::from_db(line_total),
@@ -116,41 +124,32 @@ pub async fn get(pool: &MySqlPool, user_id: u64) -> Result<Cart> {
     })
 }
 
-/// Sets a line's quantity. Unknown product → 404; more than the stock → 409; a new line
+/// Sets the quantity of a line naming a variant, or a product with exactly one (409 for a
+/// product with several). Unknown product or variant → 404; more than the stock → 409; a new line
 /// in a cart that already holds [`MAX_LINES`] → 409. The user row is locked (exclusive)
 /// while the lines are counted, so parallel additions cannot pass the limit together, and
 /// so that a user deleted meanwhile is a 404 rather than a broken reference.
-pub async fn set_line(
-    pool: &MySqlPool,
-    user_id: u64,
-    product_id: u64,
-    quantity: u32,
-) -> Result<Cart> {
+pub async fn set_line(pool: &MySqlPool, user_id: u64, item: Item, quantity: u32) -> Result<Cart> {
     db::transaction(pool, |tx| {
-        Box::pin(async move { set_line_in(tx, user_id, product_id, quantity).await })
+        Box::pin(async move { set_line_in(tx, user_id, item, quantity).await })
     })
     .await?;
     get(pool, user_id).await
 }
 
-async fn set_line_in(
-    tx: &mut Tx<'static>,
-    user_id: u64,
-    product_id: u64,
-    quantity: u32,
-) -> Result<()> {
+async fn set_line_in(tx: &mut Tx<'static>, user_id: u64, item: Item, quantity: u32) -> Result<()> {
     if !crate::stock::lock_user_exclusive(tx, user_id).await? {
         return Err(Error::NotFound("user"));
     }
-    let product = sqlx::query!("SELECT stock, price FROM products WHERE id = ?", product_id)
-        .fetch_optional(&mut **tx)
-        .await?
-        .ok_or(Error::NotFound("product"))?;
-    let stock = product.stock;
+    let offer = offer(tx, item).await?;
+    let (variant_id, stock) = (offer.id, offer.stock);
     if quantity > stock {
         return Err(Error::Conflict {
             kind: Conflict::InsufficientStock,
-            detail: format!("Product {product_id} has {stock} in stock, {quantity} requested."),
+            detail: format!(
+                "{} has {stock} in stock, {quantity} requested.",
+                capitalised(item)
+            ),
             errors: vec![FieldError::new(
                 "quantity",
                 format!("must be at most {stock}"),
@@ -160,10 +159,10 @@ async fn set_line_in(
     let others = sqlx::query!(
         r#"SELECT COUNT(*) AS "lines!: i64",
                   CAST(COALESCE(SUM(p.price * c.quantity), 0) AS DECIMAL(20, 2)) AS "total!: Decimal"
-           FROM cart_items c JOIN products p ON p.id = c.product_id
-           WHERE c.user_id = ? AND c.product_id <> ?"#,
+           FROM cart_items c JOIN variants p ON p.id = c.variant_id
+           WHERE c.user_id = ? AND c.variant_id <> ?"#,
         user_id,
-        product_id
+        variant_id
     )
     .fetch_one(&mut **tx)
     .await?;
@@ -175,7 +174,7 @@ async fn set_line_in(
             ),
         ));
     }
-    if others.total + product.price * Decimal::from(quantity) > crate::money::MAX {
+    if others.total + offer.price * Decimal::from(quantity) > crate::money::MAX {
         return Err(Error::Conflict {
             kind: Conflict::CartTotalTooLarge,
             detail: "The cart total would exceed 99999999.99.".into(),
@@ -186,18 +185,19 @@ async fn set_line_in(
         });
     }
     sqlx::query!(
-        "INSERT INTO cart_items (user_id, product_id, quantity) VALUES (?, ?, ?)
+        "INSERT INTO cart_items (user_id, product_id, variant_id, quantity) VALUES (?, ?, ?, ?)
          ON DUPLICATE KEY UPDATE quantity = VALUES(quantity), updated_at = CURRENT_TIMESTAMP(6)",
         user_id,
-        product_id,
+        offer.product_id,
+        variant_id,
         quantity
     )
     .execute(&mut **tx)
     .await
     .map_err(|err| {
-        // The product was deleted between the check and the insert (the user is locked).
+        // The variant was deleted between the check and the insert (the user is locked).
         if platform::db::is_foreign_key_violation(&err) {
-            Error::NotFound("product")
+            Error::NotFound(not_found(item))
         } else {
             err.into()
         }
@@ -205,15 +205,82 @@ async fn set_line_in(
     Ok(())
 }
 
-pub async fn remove_line(pool: &MySqlPool, user_id: u64, product_id: u64) -> Result<()> {
-    crate::users::require_existing_user(pool, user_id).await?;
-    let removed = sqlx::query!(
-        "DELETE FROM cart_items WHERE user_id = ? AND product_id = ?",
-        user_id,
+/// The variant a cart line for `item` holds: its product, price and stock.
+struct Offer {
+    id: u64,
+    product_id: u64,
+    price: Decimal,
+    stock: u32,
+}
+
+async fn offer(tx: &mut Tx<'static>, item: Item) -> Result<Offer> {
+    let (variant_id, product_id) = match item {
+        Item::Variant(id) => (Some(id), None),
+        Item::Product(id) => (None, Some(id)),
+    };
+    let rows = sqlx::query_as!(
+        Offer,
+        "SELECT id, product_id, price, stock FROM variants
+         WHERE id = ? OR product_id = ? ORDER BY id LIMIT 2",
+        variant_id,
         product_id
     )
-    .execute(pool)
+    .fetch_all(&mut **tx)
     .await?;
+    match (item, rows.len()) {
+        (_, 0) => Err(Error::NotFound(not_found(item))),
+        (Item::Product(id), 2) => Err(Error::Conflict {
+            kind: Conflict::VariantRequired,
+            detail: format!(
+                "Product {id} has several variants: put one in the cart by its variant_id."
+            ),
+            errors: vec![FieldError::new("product_id", "has several variants")],
+        }),
+        _ => rows
+            .into_iter()
+            .next()
+            .ok_or(Error::NotFound(not_found(item))),
+    }
+}
+
+fn not_found(item: Item) -> &'static str {
+    match item {
+        Item::Variant(_) => "variant",
+        Item::Product(_) => "product",
+    }
+}
+
+fn capitalised(item: Item) -> String {
+    match item {
+        Item::Variant(id) => format!("Variant {id}"),
+        Item::Product(id) => format!("Product {id}"),
+    }
+}
+
+/// Removes the line of a variant, or the lines of a product (one for a one-variant
+/// product); 404 when there is none.
+pub async fn remove_line(pool: &MySqlPool, user_id: u64, item: Item) -> Result<()> {
+    crate::users::require_existing_user(pool, user_id).await?;
+    let removed = match item {
+        Item::Product(id) => {
+            sqlx::query!(
+                "DELETE FROM cart_items WHERE user_id = ? AND product_id = ?",
+                user_id,
+                id
+            )
+            .execute(pool)
+            .await?
+        }
+        Item::Variant(id) => {
+            sqlx::query!(
+                "DELETE FROM cart_items WHERE user_id = ? AND variant_id = ?",
+                user_id,
+                id
+            )
+            .execute(pool)
+            .await?
+        }
+    };
     if removed.rows_affected() == 0 {
         return Err(Error::NotFound("cart item"));
     }
@@ -250,15 +317,26 @@ pub async fn checkout(
             Error::NotFound("user")
         });
     }
-    let lines: Vec<(u64, u32)> = sqlx::query!(
-        "SELECT product_id, quantity FROM cart_items WHERE user_id = ? ORDER BY product_id FOR UPDATE",
+    let rows = sqlx::query!(
+        "SELECT variant_id, product_id, quantity FROM cart_items WHERE user_id = ?
+         ORDER BY variant_id FOR UPDATE",
         user_id
     )
     .fetch_all(&mut **tx)
-    .await?
-    .into_iter()
-    .map(|row| (row.product_id, row.quantity))
-    .collect();
+    .await?;
+    let single = one_variant_products(tx, rows.iter().map(|row| row.product_id).collect()).await?;
+    // Refusals name a one-variant product's line by its product, as the cart was filled.
+    let lines: Vec<WantedLine> = rows
+        .into_iter()
+        .enumerate()
+        .map(|(index, row)| {
+            let mut line = WantedLine::new(Item::Variant(row.variant_id), row.quantity, index);
+            if single.contains(&row.product_id) {
+                line.named = Item::Product(row.product_id);
+            }
+            line
+        })
+        .collect();
     if lines.is_empty() {
         return Err(Error::conflict(Conflict::EmptyCart, "The cart is empty."));
     }
@@ -293,4 +371,23 @@ pub async fn checkout(
         .execute(&mut **tx)
         .await?;
     Ok(placed)
+}
+
+/// Which of `products` have exactly one variant, by a plain read (no variant is locked
+/// before the stock is taken).
+async fn one_variant_products(
+    tx: &mut Tx<'static>,
+    mut products: Vec<u64>,
+) -> Result<std::collections::BTreeSet<u64>> {
+    products.sort_unstable();
+    products.dedup();
+    if products.is_empty() {
+        return Ok(Default::default());
+    }
+    let mut qb: sqlx::QueryBuilder<sqlx::MySql> =
+        sqlx::QueryBuilder::new("SELECT product_id FROM variants WHERE product_id IN (");
+    crate::stock::push_ids(&mut qb, &products);
+    qb.push(" GROUP BY product_id HAVING COUNT(*) = 1");
+    let single: Vec<u64> = qb.build_query_scalar().fetch_all(&mut **tx).await?;
+    Ok(single.into_iter().collect())
 }

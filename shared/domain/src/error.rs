@@ -49,6 +49,14 @@ pub enum Conflict {
     DuplicateDiscountCode,
     /// A usage limit below the uses already counted.
     UsageLimitBelowUses,
+    /// Another variant already has the SKU.
+    DuplicateSku,
+    /// Another variant of the product already has the options.
+    DuplicateOptions,
+    /// A product's last variant cannot go without the product.
+    LastVariant,
+    /// The product has several variants: the request must name one.
+    VariantRequired,
 }
 
 #[derive(Debug, thiserror::Error)]

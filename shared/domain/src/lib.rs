@@ -26,6 +26,7 @@ pub mod stock;
 pub mod time;
 pub mod users;
 pub mod validate;
+pub mod variants;
 pub mod webhooks;
 
 pub use schema::MIGRATOR;

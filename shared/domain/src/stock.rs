@@ -17,19 +17,23 @@
 //!    - 4a: then discount rows, in ascending id order: a new order's use is counted on
 //!      its locked discount row, and a cancel or deletion gives uses back after locking
 //!      the orders (see [`crate::discounts`]);
-//! 5. product rows, in ascending id order (stock and rating updates);
-//! 6. payment rows;
-//! 7. rows it inserts (an order, its lines, its history), which no one else holds yet.
+//! 5. product rows, in ascending id order (rating updates; any change to a product's
+//!    variants, which keeps its lowest price and its last variant on the locked row);
+//! 6. variant rows, in ascending id order (stock);
+//! 7. payment rows;
+//! 8. rows it inserts (an order, its lines, its history), which no one else holds yet.
 //!
 //! A path may skip levels but never goes back up one. Placing an order is the one path
-//! that inserts before it locks products: it locks its discount row, if it uses a code
-//! (level 4a: it locks no order row), then writes the order, its lines and its history
-//! without locking any product (order lines have no foreign key to products for that
-//! reason), then takes every product row at once in one guarded `UPDATE`, its last
-//! statement, because those rows are what every buyer of a popular product queues on.
-//! Its inserted rows are its own, so only product deletion meets it there, and in the same
-//! order: deleting a product takes its cart lines, then its order lines, then the product,
-//! as checkout takes the cart lines, writes order lines and takes the products last. So two
+//! that inserts before it locks stock: it locks its discount row, if it uses a code (level
+//! 4a: it locks no order row), then writes the order, its lines and its history without
+//! locking any product or variant (order lines have no foreign key to either for that
+//! reason), then takes every variant row at once in one guarded `UPDATE`, its last
+//! statement, because those rows are what every buyer of a popular variant queues on. It
+//! never locks a product row, so a flash sale on one variant does not hold up the
+//! product's other variants. Its inserted rows are its own, so only product and variant
+//! deletion meet it there, and in the same order: deleting either takes its cart lines,
+//! then its order lines, then the product and variant rows, as checkout takes the cart
+//! lines, writes order lines and takes the variants last. So two
 //! paths touching the same order queue on its row and the second acts on what the first
 //! committed: a cancel and an account deletion return an order's stock once, not twice; a
 //! payment cannot land on an order that a deletion has already decided to remove. A
@@ -66,12 +70,14 @@
 
 use std::collections::BTreeMap;
 
+use serde::Serialize;
 use sqlx::{MySql, QueryBuilder};
 
 use crate::error::{Error, Result};
 use crate::events::{self, EventType};
 use crate::products::{self, Product, ProductPatch};
 pub(crate) use crate::sql::push_ids;
+use crate::variants::{self, Variant, VariantPatch};
 use platform::db::Tx;
 
 /// Level 1: the user row, shared. Returns whether the user exists; while the transaction
@@ -122,14 +128,14 @@ pub async fn lock_parties(
     Ok(caller_exists)
 }
 
-/// Units to add to (or take from) each product, kept sorted by product id so that the
-/// updates lock product rows in the global order.
+/// Units to add to (or take from) each variant, kept sorted by variant id so that the
+/// updates lock variant rows in the global order.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Movements(BTreeMap<u64, u64>);
 
 impl Movements {
-    pub fn add(&mut self, product_id: u64, quantity: u64) {
-        *self.0.entry(product_id).or_default() += quantity;
+    pub fn add(&mut self, variant_id: u64, quantity: u64) {
+        *self.0.entry(variant_id).or_default() += quantity;
     }
 
     pub fn is_empty(&self) -> bool {
@@ -140,7 +146,7 @@ impl Movements {
         self.0.iter().map(|(id, quantity)| (*id, *quantity))
     }
 
-    /// Each product's units as a change added to its stock, for [`record_crossings`].
+    /// Each variant's units as a change added to its stock, for [`record_crossings`].
     pub fn signed(&self) -> Vec<(u64, i64)> {
         self.iter()
             .map(|(id, quantity)| (id, i64::try_from(quantity).unwrap_or(i64::MAX)))
@@ -148,34 +154,35 @@ impl Movements {
     }
 }
 
-/// What a set of orders holds, by product. Lines of deleted products hold nothing: there is
-/// no shelf to return them to.
+/// What a set of orders holds, by variant. Lines of deleted variants (and products) hold
+/// nothing: there is no shelf to return them to.
 pub async fn held_by(tx: &mut Tx<'static>, order_ids: &[u64]) -> Result<Movements, sqlx::Error> {
     let mut held = Movements::default();
     if order_ids.is_empty() {
         return Ok(held);
     }
     let mut qb: QueryBuilder<MySql> = QueryBuilder::new(
-        "SELECT product_id, CAST(SUM(quantity) AS UNSIGNED) FROM order_items \
-         WHERE product_id IS NOT NULL AND order_id IN (",
+        "SELECT variant_id, CAST(SUM(quantity) AS UNSIGNED) FROM order_items \
+         WHERE variant_id IS NOT NULL AND order_id IN (",
     );
     push_ids(&mut qb, order_ids);
-    qb.push(" GROUP BY product_id");
+    qb.push(" GROUP BY variant_id");
     let rows: Vec<(u64, u64)> = qb.build_query_as().fetch_all(&mut **tx).await?;
-    for (product_id, quantity) in rows {
-        held.add(product_id, quantity);
+    for (variant_id, quantity) in rows {
+        held.add(variant_id, quantity);
     }
     Ok(held)
 }
 
-/// Puts the units back on the shelf, product rows locked in ascending id order, and records
-/// the products that were out of stock and no longer are.
+/// Puts the units back on the shelf, variant rows locked in ascending id order, and records
+/// the variants that were out of stock and no longer are. A variant deleted meanwhile
+/// takes nothing back.
 pub async fn put_back(tx: &mut Tx<'static>, movements: &Movements) -> Result<()> {
-    for (product_id, quantity) in movements.iter() {
+    for (variant_id, quantity) in movements.iter() {
         sqlx::query!(
-            "UPDATE products SET stock = stock + ?, updated_at = CURRENT_TIMESTAMP(6) WHERE id = ?",
+            "UPDATE variants SET stock = stock + ?, updated_at = CURRENT_TIMESTAMP(6) WHERE id = ?",
             quantity,
-            product_id
+            variant_id
         )
         .execute(&mut **tx)
         .await?;
@@ -183,8 +190,8 @@ pub async fn put_back(tx: &mut Tx<'static>, movements: &Movements) -> Result<()>
     record_crossings(tx, &movements.signed()).await
 }
 
-/// `PUT /products/{id}`: the patch and, when it sets the stock, the crossing of zero it
-/// makes, in one transaction; the level it compares with is read under the row's lock.
+/// `PUT /products/{id}`: the patch and, when it sets a one-variant product's stock, the
+/// crossing of zero it makes, in one transaction.
 pub async fn update_product(
     pool: &sqlx::MySqlPool,
     id: u64,
@@ -193,27 +200,48 @@ pub async fn update_product(
     platform::db::transaction(pool, |tx| {
         let patch = patch.clone();
         Box::pin(async move {
-            let before =
-                sqlx::query_scalar!("SELECT stock FROM products WHERE id = ? FOR UPDATE", id)
-                    .fetch_optional(&mut **tx)
-                    .await?
-                    .ok_or(Error::NotFound("product"))?;
-            products::update_in(tx, id, &patch).await?;
-            if let Some(after) = patch.stock {
-                record_crossings(tx, &[(id, i64::from(after) - i64::from(before))]).await?;
-            }
+            let moved = products::update_in(tx, id, &patch).await?;
+            record_crossings(tx, moved.as_slice()).await?;
             products::get_in(tx, id).await
         })
     })
     .await
 }
 
-/// Records `product.out_of_stock` or `product.back_in_stock` for each product whose stock
+/// `PUT /variants/{id}`: the patch and, when it sets the stock, the crossing of zero it
+/// makes, in one transaction.
+pub async fn update_variant(
+    pool: &sqlx::MySqlPool,
+    id: u64,
+    patch: VariantPatch,
+) -> Result<Variant> {
+    let product_id = variants::product_of(pool, id).await?;
+    platform::db::transaction(pool, |tx| {
+        let patch = patch.clone();
+        Box::pin(async move {
+            let moved = variants::update_in(tx, product_id, id, patch).await?;
+            record_crossings(tx, moved.as_slice()).await?;
+            Ok::<_, Error>(())
+        })
+    })
+    .await?;
+    variants::get(pool, id).await
+}
+
+/// A product's stock event: the product as the API shows it, and the variant that moved.
+#[derive(Serialize)]
+struct StockEvent<'a> {
+    #[serde(flatten)]
+    product: &'a Product,
+    variant_id: u64,
+}
+
+/// Records `product.out_of_stock` or `product.back_in_stock` for each variant whose stock
 /// this transaction has just moved across zero: the one place where a stock level becomes
 /// an event, whatever moved it (an order, a cancel, an expiry, an account or order
-/// deletion, an admin's edit). `moved` gives each product's change, units added (taking is
+/// deletion, an admin's edit). `moved` gives each variant's change, units added (taking is
 /// negative); its rows are already locked by the change, so the level read here is the one
-/// that commits. Products in ascending id order, so events follow the lock order.
+/// that commits. Variants in ascending id order, so events follow the lock order.
 pub async fn record_crossings(tx: &mut Tx<'static>, moved: &[(u64, i64)]) -> Result<()> {
     let moved: BTreeMap<u64, i64> = moved
         .iter()
@@ -225,20 +253,24 @@ pub async fn record_crossings(tx: &mut Tx<'static>, moved: &[(u64, i64)]) -> Res
     }
     let ids: Vec<u64> = moved.keys().copied().collect();
     let mut qb: QueryBuilder<MySql> =
-        QueryBuilder::new("SELECT id, stock FROM products WHERE id IN (");
+        QueryBuilder::new("SELECT id, product_id, stock FROM variants WHERE id IN (");
     push_ids(&mut qb, &ids);
     qb.push(" ORDER BY id");
-    let levels: Vec<(u64, u32)> = qb.build_query_as().fetch_all(&mut **tx).await?;
-    for (id, after) in levels {
+    let levels: Vec<(u64, u64, u32)> = qb.build_query_as().fetch_all(&mut **tx).await?;
+    for (variant_id, product_id, after) in levels {
         let after = i64::from(after);
-        let before = after - moved[&id];
+        let before = after - moved[&variant_id];
         let kind = match (before > 0, after > 0) {
             (true, false) => EventType::ProductOutOfStock,
             (false, true) => EventType::ProductBackInStock,
             _ => continue,
         };
-        let product = products::get_in(tx, id).await?;
-        events::record(tx, kind, &product).await?;
+        let product = products::get_in(tx, product_id).await?;
+        let event = StockEvent {
+            product: &product,
+            variant_id,
+        };
+        events::record(tx, kind, &event).await?;
     }
     Ok(())
 }

@@ -92,24 +92,35 @@ impl TestApp {
         self.user(Role::Customer).await
     }
 
-    /// A product inserted directly; `price` is a decimal literal such as `"4.10"`.
+    /// A product with its one default variant, inserted directly; `price` is a decimal
+    /// literal such as `"4.10"`.
     pub async fn product(&self, name: &str, price: &str, stock: u32) -> u64 {
-        sqlx::query("INSERT INTO products (name, price, stock) VALUES (?, ?, ?)")
-            .bind(name)
-            .bind(price)
-            .bind(stock)
-            .execute(self.pool())
-            .await
-            .expect("insert test product")
-            .last_insert_id()
+        crate::fixtures::insert_product(self.pool(), name, price, stock).await
     }
 
+    /// A variant of `product_id` inserted directly, with `options` as canonical JSON text.
+    pub async fn variant(
+        &self,
+        product_id: u64,
+        sku: &str,
+        options: &str,
+        price: &str,
+        stock: u32,
+    ) -> u64 {
+        crate::fixtures::insert_variant(self.pool(), product_id, sku, options, price, stock).await
+    }
+
+    /// A product's stock: the sum of its variants'.
     pub async fn stock(&self, product_id: u64) -> u32 {
-        sqlx::query_scalar("SELECT stock FROM products WHERE id = ?")
-            .bind(product_id)
+        crate::fixtures::stock_of(self.pool(), product_id).await
+    }
+
+    pub async fn variant_stock(&self, variant_id: u64) -> u32 {
+        sqlx::query_scalar("SELECT stock FROM variants WHERE id = ?")
+            .bind(variant_id)
             .fetch_one(self.pool())
             .await
-            .expect("read stock")
+            .expect("read variant stock")
     }
 
     /// Lets the stock hold of an order run out, as if its time had passed.

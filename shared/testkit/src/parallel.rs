@@ -22,10 +22,10 @@ pub async fn until_the_stock_is_being_taken<T>(
 ) {
     while !task.is_finished() {
         // The statement that takes the stock, running while another transaction holds
-        // a product row, is waiting for it.
+        // a variant row, is waiting for it.
         let waiting: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM information_schema.PROCESSLIST
-             WHERE DB = DATABASE() AND INFO LIKE 'UPDATE products SET stock = stock - CASE%'",
+             WHERE DB = DATABASE() AND INFO LIKE 'UPDATE variants SET stock = stock - CASE%'",
         )
         .fetch_one(pool)
         .await

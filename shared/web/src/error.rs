@@ -149,6 +149,10 @@ fn conflict_kind(kind: Conflict) -> &'static str {
         Conflict::DiscountNotApplicable => "discount-not-applicable",
         Conflict::DuplicateDiscountCode => "duplicate-discount-code",
         Conflict::UsageLimitBelowUses => "usage-limit-below-uses",
+        Conflict::DuplicateSku => "duplicate-sku",
+        Conflict::DuplicateOptions => "duplicate-options",
+        Conflict::LastVariant => "last-variant",
+        Conflict::VariantRequired => "variant-required",
     }
 }
 

@@ -1,22 +1,21 @@
 //! Placing an order: prices as of now, stock taken in the same transaction, as its last
 //! statement.
 //!
-//! When every buyer wants the same product (a flash sale), every order queues on that
-//! product's row lock, so the time a lock is held is what bounds the shop's throughput.
-//! Placing an order therefore does everything that needs no product lock first (checking
+//! When every buyer wants the same variant (a flash sale), every order queues on that
+//! variant's row lock, so the time a lock is held is what bounds the shop's throughput.
+//! Placing an order therefore does everything that needs no variant lock first (checking
 //! the lines, reading names and prices, writing the order, its lines and its history) and
 //! takes the stock last, in one guarded statement for all lines, right before the commit.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use rust_decimal::Decimal;
 use serde::{Serialize, Serializer};
 use sqlx::{MySql, QueryBuilder};
 
 use super::history::{self, Actor};
-use super::model::{Order, OrderLine};
+use super::model::{Order, OrderLine, WantedLine};
+use super::resolve::{StockLine, refusal, resolve};
 use super::status::Status;
 use crate::addresses::{PostalAddress, Shipping};
 use crate::caller::Caller;
@@ -33,6 +32,8 @@ use platform::db::Tx;
 #[derive(Debug, Clone)]
 pub struct Placed {
     order: Order,
+    /// What the order takes from each variant, in variant-id order.
+    lines: Vec<StockLine>,
     /// Whether the lines came from a cart, which is then at fault (409) when they name a
     /// product that no longer exists, rather than the request (400).
     from_cart: bool,
@@ -48,29 +49,24 @@ impl Placed {
         self
     }
 
-    /// Takes every line's stock in one guarded `UPDATE`, which locks the product rows in
+    /// Takes every line's stock in one guarded `UPDATE`, which locks the variant rows in
     /// ascending id order and cannot take more than is there. If it cannot take all of it,
-    /// the rows are read again under lock to name each product that is short or gone, and
+    /// the rows are read again under lock to name each line that is short or gone, and
     /// nothing of this order is kept (the caller rolls back).
     pub async fn take_stock(&self, tx: &mut Tx<'static>) -> Result<()> {
-        let lines: Vec<(u64, u32)> = self
-            .order
-            .items
-            .iter()
-            .filter_map(|line| line.product_id.map(|id| (id, line.quantity)))
-            .collect();
-        if take(tx, &lines).await? {
-            return stock::record_crossings(tx, &taken(&lines)).await;
+        let lines = &self.lines;
+        if take(tx, lines).await? {
+            return stock::record_crossings(tx, &taken(lines)).await;
         }
-        let current: BTreeMap<u64, u32> = locked_stock(tx, &lines).await?;
-        let refusal = refusal(&lines, |id| current.get(&id).copied());
+        let current: BTreeMap<u64, u32> = locked_stock(tx, lines).await?;
+        let refusal = refusal(lines, |id| current.get(&id).copied());
         match refusal {
             Some(Error::Invalid(errors)) if self.from_cart => Err(cart_not_orderable(errors)),
             Some(refusal) => Err(refusal),
             // Stock came back between the two statements, and the rows are ours now.
-            None if take(tx, &lines).await? => stock::record_crossings(tx, &taken(&lines)).await,
+            None if take(tx, lines).await? => stock::record_crossings(tx, &taken(lines)).await,
             None => Err(Error::Internal(
-                "stock changed under a product row lock".into(),
+                "stock changed under a variant row lock".into(),
             )),
         }
     }
@@ -118,55 +114,43 @@ pub(crate) async fn admit(tx: &mut Tx<'static>, owner: u64, max_pending: u32) ->
 
 /// Writes a pending order inside `tx` that holds its stock for `hold` and ships to `ship`
 /// (already resolved by the caller, so a wrong address is refused before anything is
-/// written), for an owner the caller has admitted ([`admit`]): refuses unknown products
-/// (400) and short stock (409, naming every short product) as far as a plain read can
-/// tell, and writes the order, its lines with name and price as of now, and the first
-/// entry of its history. No product row is locked yet: the stock is taken by
+/// written), for an owner the caller has admitted ([`admit`]): resolves each line to a
+/// variant, refuses unknown products and variants and products with several variants
+/// (400) and short stock (409, naming every short line) as far as a plain read can tell,
+/// and writes the order, its lines with name, SKU, options and price as of now, and the
+/// first entry of its history. No variant row is locked yet: the stock is taken by
 /// [`Placed::take_stock`].
 pub(crate) async fn prepare(
     tx: &mut Tx<'static>,
     user_id: u64,
-    lines: &[(u64, u32)],
+    lines: &[WantedLine],
     ship: Option<&PostalAddress>,
     discount: Option<&Code>,
     actor: Actor,
     hold: Duration,
 ) -> Result<Placed> {
-    // The database's clock, read with the products, dates the order and its history, so
+    // The database's clock, read with the variants, dates the order and its history, so
     // the response needs no read-back and expiry compares like with like.
-    let mut qb: QueryBuilder<MySql> = QueryBuilder::new(
-        "SELECT id, name, price, stock, UTC_TIMESTAMP(6) FROM products WHERE id IN (",
-    );
-    stock::push_ids(
-        &mut qb,
-        &lines.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
-    );
-    let rows: Vec<(u64, String, Decimal, u32, DateTime<Utc>)> =
-        qb.build_query_as().fetch_all(&mut **tx).await?;
-    let now = match rows.first() {
-        Some(row) => row.4,
-        None => Utc::now(),
-    };
-    let found: BTreeMap<u64, (String, Money, u32)> = rows
-        .into_iter()
-        .map(|(id, name, price, stock, _)| (id, (name, Money::from_db(price), stock)))
-        .collect();
-    if let Some(refusal) = refusal(lines, |id| found.get(&id).map(|(_, _, stock)| *stock)) {
-        return Err(refusal);
-    }
+    let (lines, offers, now) = resolve(tx, lines).await?;
 
     let too_large = || Error::invalid("items", "the order total exceeds 99999999.99");
     let mut subtotal = Money::ZERO;
     let mut items = Vec::with_capacity(lines.len());
-    for (id, quantity) in lines {
-        let (name, price, _) = &found[id];
-        let line_total = price.checked_mul(*quantity).ok_or_else(too_large)?;
+    for line in &lines {
+        let offer = &offers[&line.variant_id];
+        let line_total = offer
+            .price
+            .checked_mul(line.quantity)
+            .ok_or_else(too_large)?;
         subtotal = subtotal.checked_add(line_total).ok_or_else(too_large)?;
         items.push(OrderLine {
-            product_id: Some(*id),
-            name: name.clone(),
-            unit_price: *price,
-            quantity: *quantity,
+            product_id: Some(offer.product_id),
+            variant_id: Some(line.variant_id),
+            name: offer.name.clone(),
+            sku: Some(offer.sku.clone()),
+            options: offer.options.clone(),
+            unit_price: offer.price,
+            quantity: line.quantity,
             line_total,
         });
     }
@@ -215,12 +199,16 @@ pub(crate) async fn prepare(
     let created = history::begin(tx, order_id, status, now, actor).await?;
 
     let mut insert: QueryBuilder<MySql> = QueryBuilder::new(
-        "INSERT INTO order_items (order_id, product_id, product_name, unit_price, quantity, line_total) ",
+        "INSERT INTO order_items (order_id, product_id, variant_id, product_name, sku, options, \
+         unit_price, quantity, line_total) ",
     );
     insert.push_values(&items, |mut row, line| {
         row.push_bind(order_id)
             .push_bind(line.product_id)
+            .push_bind(line.variant_id)
             .push_bind(&line.name)
+            .push_bind(line.sku.as_ref().map(|sku| sku.as_str().to_owned()))
+            .push_bind(line.options.to_db())
             .push_bind(line.unit_price.amount())
             .push_bind(line.quantity)
             .push_bind(line.line_total.amount());
@@ -250,15 +238,16 @@ pub(crate) async fn prepare(
     }
     Ok(Placed {
         order,
+        lines,
         from_cart: false,
     })
 }
 
-/// The lines' quantities as changes to each product's stock.
-fn taken(lines: &[(u64, u32)]) -> Vec<(u64, i64)> {
+/// The lines' quantities as changes to each variant's stock.
+fn taken(lines: &[StockLine]) -> Vec<(u64, i64)> {
     lines
         .iter()
-        .map(|(id, quantity)| (*id, -i64::from(*quantity)))
+        .map(|line| (line.variant_id, -i64::from(line.quantity)))
         .collect()
 }
 
@@ -270,7 +259,7 @@ pub async fn place(
     tx: &mut Tx<'static>,
     caller: &Caller,
     owner: u64,
-    lines: &[(u64, u32)],
+    lines: &[WantedLine],
     shipping: &Shipping,
     discount: Option<&Code>,
     limits: Limits,
@@ -296,43 +285,6 @@ pub async fn place(
     .await
 }
 
-/// The refusal for `lines` given each product's stock (`None`: no such product): unknown
-/// products first (400), then every short one (409).
-fn refusal(lines: &[(u64, u32)], stock_of: impl Fn(u64) -> Option<u32>) -> Option<Error> {
-    let unknown: Vec<FieldError> = lines
-        .iter()
-        .filter(|(id, _)| stock_of(*id).is_none())
-        .map(|(id, _)| FieldError::new("items", format!("product {id} does not exist")))
-        .collect();
-    if !unknown.is_empty() {
-        return Some(Error::Invalid(unknown));
-    }
-    let short: Vec<(u64, u32, u32)> = lines
-        .iter()
-        .filter_map(|(id, quantity)| {
-            let stock = stock_of(*id)?;
-            (stock < *quantity).then_some((*id, *quantity, stock))
-        })
-        .collect();
-    if short.is_empty() {
-        return None;
-    }
-    let ids: Vec<String> = short.iter().map(|(id, _, _)| id.to_string()).collect();
-    Some(Error::Conflict {
-        kind: Conflict::InsufficientStock,
-        detail: format!("Not enough stock for products {}.", ids.join(", ")),
-        errors: short
-            .iter()
-            .map(|(id, quantity, stock)| {
-                FieldError::new(
-                    "items",
-                    format!("product {id} has {stock} in stock, {quantity} requested"),
-                )
-            })
-            .collect(),
-    })
-}
-
 /// The cart, not the request, is at fault when it cannot become an order: 409.
 pub(crate) fn cart_not_orderable(errors: Vec<FieldError>) -> Error {
     Error::Conflict {
@@ -343,41 +295,39 @@ pub(crate) fn cart_not_orderable(errors: Vec<FieldError>) -> Error {
 }
 
 /// One guarded statement for every line; whether it took all of them. Rows are locked in
-/// primary-key order, the global order for product rows.
-async fn take(tx: &mut Tx<'static>, lines: &[(u64, u32)]) -> Result<bool> {
-    let mut qb: QueryBuilder<MySql> = QueryBuilder::new("UPDATE products SET stock = stock - ");
+/// primary-key order, the global order for variant rows.
+async fn take(tx: &mut Tx<'static>, lines: &[StockLine]) -> Result<bool> {
+    let mut qb: QueryBuilder<MySql> = QueryBuilder::new("UPDATE variants SET stock = stock - ");
     push_quantities(&mut qb, lines);
     qb.push(", updated_at = CURRENT_TIMESTAMP(6) WHERE id IN (");
-    stock::push_ids(
-        &mut qb,
-        &lines.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
-    );
+    stock::push_ids(&mut qb, &ids(lines));
     qb.push(" AND stock >= ");
     push_quantities(&mut qb, lines);
     let taken = qb.build().execute(&mut **tx).await?;
     Ok(taken.rows_affected() == lines.len() as u64)
 }
 
-/// `CASE id WHEN ? THEN ? ... END`: each product's quantity.
-fn push_quantities(qb: &mut QueryBuilder<'_, MySql>, lines: &[(u64, u32)]) {
+fn ids(lines: &[StockLine]) -> Vec<u64> {
+    lines.iter().map(|line| line.variant_id).collect()
+}
+
+/// `CASE id WHEN ? THEN ? ... END`: each variant's quantity.
+fn push_quantities(qb: &mut QueryBuilder<'_, MySql>, lines: &[StockLine]) {
     qb.push("CASE id");
-    for (id, quantity) in lines {
+    for line in lines {
         qb.push(" WHEN ")
-            .push_bind(*id)
+            .push_bind(line.variant_id)
             .push(" THEN ")
-            .push_bind(*quantity);
+            .push_bind(line.quantity);
     }
     qb.push(" END");
 }
 
-/// The latest committed stock of each product, its row locked.
-async fn locked_stock(tx: &mut Tx<'static>, lines: &[(u64, u32)]) -> Result<BTreeMap<u64, u32>> {
+/// The latest committed stock of each variant, its row locked.
+async fn locked_stock(tx: &mut Tx<'static>, lines: &[StockLine]) -> Result<BTreeMap<u64, u32>> {
     let mut qb: QueryBuilder<MySql> =
-        QueryBuilder::new("SELECT id, stock FROM products WHERE id IN (");
-    stock::push_ids(
-        &mut qb,
-        &lines.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
-    );
+        QueryBuilder::new("SELECT id, stock FROM variants WHERE id IN (");
+    stock::push_ids(&mut qb, &ids(lines));
     qb.push(" ORDER BY id FOR UPDATE");
     let rows: Vec<(u64, u32)> = qb.build_query_as().fetch_all(&mut **tx).await?;
     Ok(rows.into_iter().collect())

@@ -10,6 +10,7 @@ use crate::addresses::PostalAddress;
 use crate::discounts::{Applied, Kind, Value};
 use crate::error::{Error, Result};
 use crate::money::Money;
+use crate::variants::{Options, Sku};
 
 /// An order with its lines and history, in three queries whatever their number, and
 /// whether its stock hold has run out while it is still pending.
@@ -30,7 +31,7 @@ pub(super) async fn read(conn: &mut MySqlConnection, id: u64) -> Result<(Order, 
     .await?
     .ok_or(Error::NotFound("order"))?;
     let items = sqlx::query!(
-        "SELECT product_id, product_name, unit_price, quantity, line_total
+        "SELECT product_id, variant_id, product_name, sku, options, unit_price, quantity, line_total
          FROM order_items WHERE order_id = ? ORDER BY id",
         id
     )
@@ -39,7 +40,10 @@ pub(super) async fn read(conn: &mut MySqlConnection, id: u64) -> Result<(Order, 
     .into_iter()
     .map(|line| OrderLine {
         product_id: line.product_id,
+        variant_id: line.variant_id,
         name: line.product_name,
+        sku: line.sku.map(Sku::from_db),
+        options: Options::from_db(&line.options),
         unit_price: Money::from_db(line.unit_price),
         quantity: line.quantity,
         line_total: Money::from_db(line.line_total),

@@ -7,6 +7,7 @@ pub mod lifecycle;
 pub mod listing;
 pub mod load;
 pub mod model;
+mod resolve;
 pub mod status;
 
 pub use crate::settings::OrderLimits as Limits;
@@ -16,7 +17,7 @@ pub use lifecycle::{delete, expire_due, set_status, settle, settle_due_of_user};
 pub use listing::{get_for, list_for_user, recent_for_user};
 pub use load::get;
 pub use model::{
-    LineRequest, MAX_LINES, MAX_QUANTITY, NewOrder, Order, OrderLine, OrderQuery, OrderSummary,
-    merge,
+    Item, LineRequest, MAX_LINES, MAX_QUANTITY, NewOrder, Order, OrderLine, OrderQuery,
+    OrderSummary, WantedLine, merge,
 };
 pub use status::{Status, StatusChange, Transition, transition};

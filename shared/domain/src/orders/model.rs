@@ -15,6 +15,7 @@ use crate::money::Money;
 use crate::page::Limit;
 use crate::time::timestamp;
 use crate::validate::{Checks, Validate, whole};
+use crate::variants::{Options, Sku};
 
 pub const MAX_LINES: usize = 100;
 pub const MAX_QUANTITY: u32 = 1000;
@@ -23,7 +24,13 @@ pub const MAX_QUANTITY: u32 = 1000;
 pub struct OrderLine {
     /// `null` once the product has been deleted; name and price stay as bought.
     pub product_id: Option<u64>,
+    /// `null` once the variant (or its product) has been deleted.
+    pub variant_id: Option<u64>,
     pub name: String,
+    /// The variant's SKU and options as bought; no SKU for lines of products deleted
+    /// before variants existed.
+    pub sku: Option<Sku>,
+    pub options: Options,
     pub unit_price: Money,
     pub quantity: u32,
     pub line_total: Money,
@@ -71,12 +78,68 @@ pub struct OrderSummary {
     pub created_at: DateTime<Utc>,
 }
 
+/// A line of `POST /orders`: a variant, or a product that has exactly one. Absent ids stay
+/// out of the idempotency fingerprint, so a retry of a request made before variants
+/// existed still matches.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LineRequest {
-    pub product_id: Id,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_id: Option<Id>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant_id: Option<Id>,
     #[serde(deserialize_with = "whole")]
     pub quantity: u32,
+}
+
+impl LineRequest {
+    /// What the line names, if it names exactly one thing.
+    fn item(&self) -> Option<Item> {
+        match (self.product_id, self.variant_id) {
+            (Some(product), None) => Some(Item::Product(product.get())),
+            (None, Some(variant)) => Some(Item::Variant(variant.get())),
+            _ => None,
+        }
+    }
+}
+
+/// What an order or cart line names. A product stands for its only variant, found in the
+/// transaction that places the order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Item {
+    Variant(u64),
+    Product(u64),
+}
+
+impl std::fmt::Display for Item {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Variant(id) => write!(f, "variant {id}"),
+            Self::Product(id) => write!(f, "product {id}"),
+        }
+    }
+}
+
+/// A line as asked for: what it names, how many, and where it was asked (its index in
+/// the request or the cart) and what refusals call it, so that they point at it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WantedLine {
+    pub item: Item,
+    pub quantity: u32,
+    pub index: usize,
+    /// The item itself, except for a cart line of a one-variant product: the product.
+    pub named: Item,
+}
+
+impl WantedLine {
+    pub fn new(item: Item, quantity: u32, index: usize) -> Self {
+        Self {
+            item,
+            quantity,
+            index,
+            named: item,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -115,6 +178,23 @@ impl Validate for NewOrder {
             format!("must have 1 to {MAX_LINES} lines"),
         );
         for (i, line) in self.items.iter().enumerate() {
+            match (line.product_id, line.variant_id) {
+                (Some(_), Some(_)) => {
+                    checks.check(
+                        false,
+                        &format!("items[{i}]"),
+                        "names both product_id and variant_id; name one",
+                    );
+                }
+                (None, None) => {
+                    checks.check(
+                        false,
+                        &format!("items[{i}].product_id"),
+                        "is required (or variant_id)",
+                    );
+                }
+                _ => {}
+            }
             checks.range(
                 &format!("items[{i}].quantity"),
                 line.quantity,
@@ -130,11 +210,14 @@ impl Validate for NewOrder {
         checks.finish()?;
         // Merged lines obey the same bound as single ones.
         let mut merged = Checks::new();
-        for (product_id, quantity) in merge(&self.items) {
+        for line in merge(&self.items) {
             merged.check(
-                quantity <= MAX_QUANTITY,
+                line.quantity <= MAX_QUANTITY,
                 "items",
-                format!("product {product_id} is ordered {quantity} times; at most {MAX_QUANTITY}"),
+                format!(
+                    "{} is ordered {} times; at most {MAX_QUANTITY}",
+                    line.item, line.quantity
+                ),
             );
         }
         merged.finish()
@@ -151,12 +234,16 @@ pub struct OrderQuery {
 
 impl Validate for OrderQuery {}
 
-/// The same product twice becomes one line; lines come out in product-id order, which is
-/// also the order their rows are locked in.
-pub fn merge(lines: &[LineRequest]) -> Vec<(u64, u32)> {
-    let mut merged: BTreeMap<u64, u32> = BTreeMap::new();
-    for line in lines {
-        *merged.entry(line.product_id.get()).or_default() += line.quantity;
+/// The same product (or variant) twice becomes one line, at the index it was first
+/// asked at; lines come out in the order of what they name.
+pub fn merge(lines: &[LineRequest]) -> Vec<WantedLine> {
+    let mut merged: BTreeMap<Item, WantedLine> = BTreeMap::new();
+    for (index, line) in lines.iter().enumerate() {
+        let Some(item) = line.item() else { continue };
+        merged
+            .entry(item)
+            .and_modify(|wanted| wanted.quantity = wanted.quantity.saturating_add(line.quantity))
+            .or_insert(WantedLine::new(item, line.quantity, index));
     }
-    merged.into_iter().collect()
+    merged.into_values().collect()
 }

@@ -121,36 +121,29 @@ async fn lock_orders_of(tx: &mut Tx<'static>, id: u64) -> Result<Vec<OwnOrder>> 
     Ok(select.build_query_as().fetch_all(&mut **tx).await?)
 }
 
-/// Puts back the stock the orders `holding` hold and takes the user's reviews out of the
-/// product ratings, in one pass over the products in id order (level 5).
+/// Takes the user's reviews out of the product ratings, in one pass over the products in
+/// id order (level 5), then puts back the stock the orders `holding` hold (level 6).
 async fn return_stock_and_ratings(tx: &mut Tx<'static>, id: u64, holding: &[u64]) -> Result<()> {
     let held = stock::held_by(tx, holding).await?;
     let ratings = crate::reviews::ratings_of_user(tx, id).await?;
-    let mut products: BTreeMap<u64, (u64, u32, u32)> = BTreeMap::new();
-    for (product_id, quantity) in held.iter() {
-        products.entry(product_id).or_default().0 = quantity;
-    }
+    let mut products: BTreeMap<u64, (u32, u32)> = BTreeMap::new();
     for (product_id, rating) in ratings {
         let entry = products.entry(product_id).or_default();
-        entry.1 += 1;
-        entry.2 += u32::from(rating);
+        entry.0 += 1;
+        entry.1 += u32::from(rating);
     }
-    for (product_id, (quantity, reviews, rating_sum)) in products {
+    for (product_id, (reviews, rating_sum)) in products {
         sqlx::query!(
-            "UPDATE products SET stock = stock + ?,
-                    review_count = review_count - ?, rating_sum = rating_sum - ?,
-                    updated_at = IF(? > 0, CURRENT_TIMESTAMP(6), updated_at)
+            "UPDATE products SET review_count = review_count - ?, rating_sum = rating_sum - ?
              WHERE id = ?",
-            quantity,
             reviews,
             rating_sum,
-            quantity,
             product_id
         )
         .execute(&mut **tx)
         .await?;
     }
-    stock::record_crossings(tx, &held.signed()).await
+    stock::put_back(tx, &held).await
 }
 
 /// The locked orders `ids` lose their owner and the name and address copied onto them;

@@ -94,20 +94,26 @@ pub async fn prepare_database(url: &str) -> MySqlPool {
     domain::schema::migrate(&pool).await.unwrap();
     // Spread over time so that the newest-first walk has distinct timestamps.
     for start in (0..PRODUCTS).step_by(5_000) {
-        let mut qb = sqlx::QueryBuilder::new(
-            "INSERT INTO products (name, description, price, stock, created_at) ",
-        );
+        let mut qb =
+            sqlx::QueryBuilder::new("INSERT INTO products (name, description, price, created_at) ");
         qb.push_values(start..(start + 5_000).min(PRODUCTS), |mut row, i| {
             row.push_bind(format!("Product {i}"))
                 .push_bind(format!("Benchmark product number {i}"))
                 .push_bind(rust_decimal::Decimal::new(100 + (i as i64 % 9_900), 2))
-                .push_bind(1_000_000_000u32)
                 .push("UTC_TIMESTAMP(6) - INTERVAL ")
                 .push_bind_unseparated(i)
                 .push_unseparated(" SECOND");
         });
         qb.build().execute(&pool).await.unwrap();
     }
+    // Each product's default variant, as the API would make it.
+    sqlx::query(
+        "INSERT INTO variants (product_id, sku, price, stock, created_at)
+         SELECT id, CONCAT('P', id), price, 1000000000, created_at FROM products ORDER BY id",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
     let hash = platform::password::hash(PASSWORD.into()).await.unwrap();
     let user = sqlx::query(
         "INSERT INTO users (name, email, password_hash) VALUES ('Bench', 'bench@example.com', ?)",

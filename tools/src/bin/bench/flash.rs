@@ -16,7 +16,8 @@ pub struct Cpu {
     pub http: PerOp,
 }
 
-/// `n` transactions on `concurrency` connections, each taking one unit of every product
+/// `n` transactions on `concurrency` connections, each taking one unit of every product's
+/// (only) variant
 /// with the guarded update an order uses, then committing.
 pub async fn lock_floor(pool: &MySqlPool, products: &[u64], n: usize, concurrency: usize) -> Stats {
     let (pool, products) = (pool.clone(), products.to_vec());
@@ -25,7 +26,7 @@ pub async fn lock_floor(pool: &MySqlPool, products: &[u64], n: usize, concurrenc
         async move {
             let mut tx = pool.begin().await.unwrap();
             let mut update = sqlx::QueryBuilder::new(
-                "UPDATE products SET stock = stock - 1 WHERE stock >= 1 AND id IN (",
+                "UPDATE variants SET stock = stock - 1 WHERE stock >= 1 AND product_id IN (",
             );
             let mut ids = update.separated(", ");
             for id in &products {

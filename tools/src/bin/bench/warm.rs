@@ -94,7 +94,14 @@ pub async fn floor(state: AppState, f: Fixture, scenario: &'static str) {
             list(&state.pool, &query).await.unwrap();
         }
         FLASH_SALE => {
-            let lines: Vec<(u64, u32)> = f.product_ids.iter().map(|id| (*id, 1)).collect();
+            let lines: Vec<domain::orders::WantedLine> = f
+                .product_ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| {
+                    domain::orders::WantedLine::new(domain::orders::Item::Product(*id), 1, i)
+                })
+                .collect();
             let buyer = domain::caller::Caller {
                 id: f.buyer_ids[next_buyer() % f.buyer_ids.len()],
                 role: domain::role::Role::Customer,
