@@ -36,7 +36,7 @@ impl Checks {
                 field,
                 format!("must be {min} to {max} characters long"),
             ));
-        } else if min > 0 && value.trim().is_empty() {
+        } else if min > 0 && value.chars().all(is_blank) {
             self.0.push(FieldError::new(field, "must not be blank"));
         }
         self
@@ -193,4 +193,11 @@ mod tests {
         assert!(parse(r#"{"n": "2"}"#).is_err());
         assert!(parse(r#"{"n": true}"#).is_err());
     }
+}
+
+/// White space as Unicode defines it, plus the byte-order mark: exactly what the OpenAPI
+/// patterns' `[^\s\u0085]` (ECMAScript's `\s`, which has the mark but not U+0085) leaves
+/// out, so that the spec and the server agree on what is blank.
+fn is_blank(c: char) -> bool {
+    c.is_whitespace() || c == '\u{feff}'
 }
