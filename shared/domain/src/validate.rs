@@ -159,6 +159,13 @@ impl serde::de::Visitor<'_> for WholeVisitor {
     }
 }
 
+/// White space as Unicode defines it, plus the byte-order mark: exactly what the OpenAPI
+/// patterns' `[^\s\u0085]` (ECMAScript's `\s`, which has the mark but not U+0085) leaves
+/// out, so that the spec and the server agree on what is blank.
+fn is_blank(c: char) -> bool {
+    c.is_whitespace() || c == '\u{feff}'
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,11 +200,4 @@ mod tests {
         assert!(parse(r#"{"n": "2"}"#).is_err());
         assert!(parse(r#"{"n": true}"#).is_err());
     }
-}
-
-/// White space as Unicode defines it, plus the byte-order mark: exactly what the OpenAPI
-/// patterns' `[^\s\u0085]` (ECMAScript's `\s`, which has the mark but not U+0085) leaves
-/// out, so that the spec and the server agree on what is blank.
-fn is_blank(c: char) -> bool {
-    c.is_whitespace() || c == '\u{feff}'
 }
