@@ -121,7 +121,7 @@ pub async fn list(pool: &MySqlPool, user_id: u64, query: &AddressQuery) -> Resul
     }))
 }
 
-/// Adds an address to a user's book; a full book (20) is a 409. The user row is locked
+/// Adds an address to a user's book; a full book (20) is a conflict. The user row is locked
 /// while the book is counted, so parallel additions cannot pass the limit together.
 pub async fn create(pool: &MySqlPool, user_id: u64, input: PostalAddress) -> Result<Address> {
     let input = input.normalized();
@@ -212,7 +212,7 @@ impl Shipping {
     }
 
     /// The copy the order keeps. A saved address must be the owner's: another's, or an
-    /// unknown one, is invalid input (400), named `shipping_address_id`.
+    /// unknown one, is invalid input, named `shipping_address_id`.
     pub async fn resolve(&self, tx: &mut Tx<'static>, owner: u64) -> Result<Option<PostalAddress>> {
         match self {
             Shipping::Nowhere => Ok(None),

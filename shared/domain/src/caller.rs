@@ -15,7 +15,7 @@ impl Caller {
         self.role == Role::Admin
     }
 
-    /// Admin-only actions: a customer gets 403.
+    /// Admin-only actions: a customer is forbidden.
     pub fn require_admin(&self) -> Result<(), Error> {
         if self.is_admin() {
             Ok(())
@@ -30,8 +30,9 @@ impl Caller {
         self.require_owner_or_admin(user_id, "user")
     }
 
-    /// Resources that belong to a user (orders, payments): another customer's is "not found",
-    /// and so is one whose owner deleted their account (`None`), which only admins may see.
+    /// Resources that belong to a user (orders, payments): another customer's is "not
+    /// found", and so is one whose owner deleted their account (`None`), which only admins
+    /// may see.
     pub fn require_owner_or_admin(
         &self,
         owner_id: impl Into<Option<u64>>,
@@ -44,8 +45,8 @@ impl Caller {
         }
     }
 
-    /// A body's optional `user_id`: defaults to the caller; naming another user is 403
-    /// for a customer (the contract's rule for bodies, unlike paths).
+    /// A body's optional `user_id`: defaults to the caller; naming another user is
+    /// forbidden for a customer (the contract's rule for bodies, unlike paths).
     pub fn acting_for(&self, user_id: Option<u64>) -> Result<u64, Error> {
         match user_id {
             None => Ok(self.id),

@@ -124,11 +124,12 @@ pub async fn get(pool: &MySqlPool, user_id: u64) -> Result<Cart> {
     })
 }
 
-/// Sets the quantity of a line naming a variant, or a product with exactly one (409 for a
-/// product with several). Unknown product or variant → 404; more than the stock → 409; a new line
-/// in a cart that already holds [`MAX_LINES`] → 409. The user row is locked (exclusive)
-/// while the lines are counted, so parallel additions cannot pass the limit together, and
-/// so that a user deleted meanwhile is a 404 rather than a broken reference.
+/// Sets the quantity of a line naming a variant, or a product with exactly one (a conflict
+/// for a product with several). An unknown product or variant is not found; more than the
+/// stock is a conflict; a new line in a cart that already holds [`MAX_LINES`] is a
+/// conflict. The user row is locked (exclusive) while the lines are counted, so parallel
+/// additions cannot pass the limit together, and so that a user deleted meanwhile is not
+/// found rather than a broken reference.
 pub async fn set_line(pool: &MySqlPool, user_id: u64, item: Item, quantity: u32) -> Result<Cart> {
     db::transaction(pool, |tx| {
         Box::pin(async move { set_line_in(tx, user_id, item, quantity).await })
@@ -258,7 +259,7 @@ fn capitalised(item: Item) -> String {
 }
 
 /// Removes the line of a variant, or the lines of a product (one for a one-variant
-/// product); 404 when there is none.
+/// product); not found when there is none.
 pub async fn remove_line(pool: &MySqlPool, user_id: u64, item: Item) -> Result<()> {
     crate::users::require_existing_user(pool, user_id).await?;
     let removed = match item {
@@ -301,7 +302,7 @@ pub async fn clear(pool: &MySqlPool, user_id: u64) -> Result<()> {
 /// `crate::stock`). Stock is checked again here, since it may have moved since the lines
 /// were set. As for `POST /orders`, the caller takes the stock last, right before
 /// committing. A cart of more lines than an order may have (one filled before carts were
-/// limited) is refused, 409, rather than ordered.
+/// limited) is refused as a conflict, rather than ordered.
 pub async fn checkout(
     tx: &mut Tx<'static>,
     caller: &Caller,

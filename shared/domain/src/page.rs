@@ -78,8 +78,8 @@ impl Cursor {
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(&data).expect("a cursor always serialises"))
     }
 
-    /// Decodes a cursor made for `sort`; anything else is the client's 400. The value is
-    /// still text: [`Keyset::push_cursor`] reads it as what its column holds.
+    /// Decodes a cursor made for `sort`; anything else is the client's invalid input. The
+    /// value is still text: [`Keyset::push_cursor`] reads it as what its column holds.
     pub fn decode(sort: &str, text: &str) -> Result<Cursor, Error> {
         if text.len() > MAX_CURSOR_LEN {
             return Err(invalid_cursor());
@@ -96,7 +96,7 @@ impl Cursor {
     }
 }
 
-/// The 400 for a cursor that this listing did not make.
+/// The refusal of a cursor that this listing did not make.
 pub fn invalid_cursor() -> Error {
     Error::invalid("cursor", "is not a cursor from this listing")
 }
@@ -127,8 +127,8 @@ pub struct Keyset {
 
 impl Keyset {
     /// Continues after `cursor`, if given, reading its value strictly as `value`: a cursor
-    /// of another sort, a value the column cannot hold, or anything else is a 400 naming
-    /// `cursor`, and nothing is bound.
+    /// of another sort, a value the column cannot hold, or anything else is invalid input
+    /// naming `cursor`, and nothing is bound.
     pub fn push_cursor(
         &self,
         qb: &mut QueryBuilder<'_, MySql>,
@@ -194,7 +194,8 @@ impl Keyset {
             .push("))");
     }
 
-    /// Appends `ORDER BY col dir, id dir LIMIT n` (one extra row tells if a next page exists).
+    /// Appends `ORDER BY col dir, id dir LIMIT n` (one extra row tells if a next page
+    /// exists).
     pub fn push_order_and_limit(&self, qb: &mut QueryBuilder<'_, MySql>, limit: Limit) {
         let dir = if self.descending { " DESC" } else { " ASC" };
         qb.push(" ORDER BY ")

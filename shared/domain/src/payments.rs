@@ -17,7 +17,7 @@ use crate::time::timestamp;
 use crate::validate::Validate;
 use platform::db::Tx;
 
-/// Read from a string whatever the JSON holds, so that `{"method": 1}` is a 400 naming
+/// Read from a string whatever the JSON holds, so that `{"method": 1}` is invalid input naming
 /// `method` like any other wrongly typed field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
 #[serde(rename_all = "snake_case", try_from = "String")]
@@ -99,7 +99,7 @@ const SELECT: &str =
 /// Records a payment inside `tx`. The order row is locked while what remains due is
 /// computed, so concurrent payments queue and can never add up to more than the total;
 /// the payment that completes the total marks the order paid in the same transaction.
-/// An order whose stock hold has run out takes no payment (409), even in the instant
+/// An order whose stock hold has run out takes no payment (a conflict), even in the instant
 /// before anything has settled it.
 async fn create_in(tx: &mut Tx<'static>, caller: &Caller, input: &NewPayment) -> Result<u64> {
     let order = sqlx::query!(
@@ -226,7 +226,8 @@ pub async fn list_for_order(
     }))
 }
 
-/// The owner of an order: `None` for an anonymised one (its customer deleted their account).
+/// The owner of an order: `None` for an anonymised one (its customer deleted their
+/// account).
 async fn order_owner(pool: &MySqlPool, order_id: u64) -> Result<Option<u64>> {
     sqlx::query_scalar!("SELECT user_id FROM orders WHERE id = ?", order_id)
         .fetch_optional(pool)

@@ -156,7 +156,7 @@ const LIST_ORDER: Keyset = Keyset {
     descending: true,
 };
 
-/// A product's reviews, newest first; 404 for an unknown product.
+/// A product's reviews, newest first; not found for an unknown product.
 pub async fn list(pool: &MySqlPool, product_id: u64, query: &ReviewQuery) -> Result<Page<Review>> {
     let product = sqlx::query_scalar!("SELECT id FROM products WHERE id = ?", product_id)
         .fetch_optional(pool)
@@ -174,7 +174,7 @@ pub async fn list(pool: &MySqlPool, product_id: u64, query: &ReviewQuery) -> Res
     }))
 }
 
-/// The author or an admin deletes a review (403 for anyone else); the product's
+/// The author or an admin deletes a review (forbidden to anyone else); the product's
 /// aggregates drop it in the same transaction.
 pub async fn delete(pool: &MySqlPool, caller: Caller, id: u64) -> Result<()> {
     db::transaction(pool, |tx| {

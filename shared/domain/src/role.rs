@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Read from a string whatever the JSON holds, so that `{"role": 1}` is a 400 naming
+/// Read from a string whatever the JSON holds, so that `{"role": 1}` is invalid input naming
 /// `role` like any other wrongly typed field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
 #[serde(rename_all = "lowercase", try_from = "String")]

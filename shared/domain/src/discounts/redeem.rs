@@ -74,7 +74,7 @@ fn not_applicable(detail: impl Into<String>) -> Error {
 }
 
 /// Uses the discount `code` on a new order of `user_id` whose lines come to `subtotal`, at
-/// the database's `now`, in the order's transaction: refuses (409) a code that is unknown,
+/// the database's `now`, in the order's transaction: refuses (a conflict) a code that is unknown,
 /// inactive, not started, ended, used up in total or by this customer, or whose minimum
 /// subtotal is not met; otherwise counts the use. Returns the discount's id and what the
 /// order takes off.

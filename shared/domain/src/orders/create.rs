@@ -34,8 +34,8 @@ pub struct Placed {
     order: Order,
     /// What the order takes from each variant, in variant-id order.
     lines: Vec<StockLine>,
-    /// Whether the lines came from a cart, which is then at fault (409) when they name a
-    /// product that no longer exists, rather than the request (400).
+    /// Whether the lines came from a cart, which is then at fault (a conflict) when they
+    /// name a product that no longer exists, rather than the request (invalid input).
     from_cart: bool,
 }
 
@@ -79,7 +79,7 @@ impl Serialize for Placed {
 }
 
 /// Level 1 for a new order (see [`crate::stock`]): the owner's row, exclusive, then their
-/// pending orders counted against `max_pending` (409 when the new one would pass it).
+/// pending orders counted against `max_pending` (a conflict when the new one would pass it).
 /// Returns false when the owner does not exist.
 ///
 /// Every path that places an order for this owner takes the same exclusive lock first, so
@@ -116,10 +116,10 @@ pub(crate) async fn admit(tx: &mut Tx<'static>, owner: u64, max_pending: u32) ->
 /// (already resolved by the caller, so a wrong address is refused before anything is
 /// written), for an owner the caller has admitted ([`admit`]): resolves each line to a
 /// variant, refuses unknown products and variants and products with several variants
-/// (400) and short stock (409, naming every short line) as far as a plain read can tell,
-/// and writes the order, its lines with name, SKU, options and price as of now, and the
-/// first entry of its history. No variant row is locked yet: the stock is taken by
-/// [`Placed::take_stock`].
+/// (invalid input) and short stock (a conflict naming every short line) as far as a plain
+/// read can tell, and writes the order, its lines with name, SKU, options and price as of
+/// now, and the first entry of its history. No variant row is locked yet: the stock is
+/// taken by [`Placed::take_stock`].
 pub(crate) async fn prepare(
     tx: &mut Tx<'static>,
     user_id: u64,
@@ -253,8 +253,8 @@ fn taken(lines: &[StockLine]) -> Vec<(u64, i64)> {
 
 /// `POST /orders` by `caller` for `owner`: admits the owner, resolves where the order
 /// ships, then writes it. The caller takes the stock last, right before committing. An
-/// owner who does not exist is the request's fault (400), unless it is the caller, whose
-/// account was deleted while the request ran (401).
+/// owner who does not exist is the request's fault (invalid input), unless it is the caller, whose
+/// account was deleted while the request ran (`Error::AccountGone`).
 pub async fn place(
     tx: &mut Tx<'static>,
     caller: &Caller,
@@ -285,7 +285,7 @@ pub async fn place(
     .await
 }
 
-/// The cart, not the request, is at fault when it cannot become an order: 409.
+/// The cart, not the request, is at fault when it cannot become an order: a conflict.
 pub(crate) fn cart_not_orderable(errors: Vec<FieldError>) -> Error {
     Error::Conflict {
         kind: Conflict::CartNotOrderable,

@@ -46,9 +46,9 @@ type Row = (
 );
 
 /// Resolves `lines` by a plain read (no variant row is locked: the stock is taken last).
-/// Unknown products or variants, and products with several variants, are 400; lines that
-/// come to the same variant are merged. Returns the lines in variant-id order (the order
-/// their rows are locked in), each variant's offer, and the database's clock.
+/// Unknown products or variants, and products with several variants, are invalid input;
+/// lines that come to the same variant are merged. Returns the lines in variant-id order
+/// (the order their rows are locked in), each variant's offer, and the database's clock.
 pub(crate) async fn resolve(
     tx: &mut Tx<'static>,
     lines: &[WantedLine],
@@ -158,7 +158,7 @@ fn unknown(item: Item) -> FieldError {
 }
 
 /// The refusal for `lines` given each variant's stock (`None`: no such variant any more):
-/// unknown ones first (400), then every short one (409).
+/// unknown ones first (invalid input), then every short one (a conflict).
 pub(crate) fn refusal(lines: &[StockLine], stock_of: impl Fn(u64) -> Option<u32>) -> Option<Error> {
     let unknown: Vec<FieldError> = lines
         .iter()

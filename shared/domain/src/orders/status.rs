@@ -76,7 +76,7 @@ pub enum Transition {
 
 /// The one place that decides whether `caller` may move an order from `from` to `to`.
 /// A customer may only cancel a pending order; the fulfilment steps and cancelling a paid
-/// order are for admins (403 for a customer); `paid` is reached only through payments.
+/// order are for admins (forbidden to a customer); `paid` is reached only through payments.
 pub fn transition(caller: &Caller, from: Status, to: Status) -> Result<Transition> {
     use Status::*;
     if from == to {

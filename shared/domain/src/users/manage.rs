@@ -85,10 +85,11 @@ pub async fn register(pool: &MySqlPool, input: Registration) -> Result<User> {
     get(pool, result.last_insert_id()).await
 }
 
-/// Applies a partial update for `caller`. Only an admin may change a role (403 otherwise).
-/// Callers changing their own email or password must give their current password: missing
-/// is a 400, wrong is a 403 that counts as a failed login for the account from `client`. A
-/// new password bumps the token version, revoking every token issued before.
+/// Applies a partial update for `caller`. Only an admin may change a role (forbidden
+/// otherwise). Callers changing their own email or password must give their current
+/// password: missing is invalid input, wrong is forbidden and counts as a failed login for
+/// the account from `client`. A new password bumps the token version, revoking every token
+/// issued before.
 pub async fn update(
     pool: &MySqlPool,
     caller: Caller,
@@ -148,8 +149,8 @@ pub async fn update(
     get(pool, id).await
 }
 
-/// Routes under `/users/{id}`: a user that does not exist is 404 (only admins get here
-/// for other users).
+/// Routes under `/users/{id}`: a user that does not exist is not found (only admins get
+/// here for other users).
 pub async fn require_existing_user(pool: &MySqlPool, user_id: u64) -> Result<()> {
     if user_exists(pool, user_id).await? {
         Ok(())

@@ -139,7 +139,7 @@ impl Validate for NewVariant {
 }
 
 /// A partial update of a variant: absent fields stay as they are.
-/// `null` sets nothing here: every field has a value, so it is refused (400) rather than
+/// `null` sets nothing here: every field has a value, so it is refused as invalid input rather than
 /// read as "leave it".
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

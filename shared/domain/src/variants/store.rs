@@ -81,7 +81,7 @@ pub async fn get(pool: &MySqlPool, id: u64) -> Result<Variant> {
     read(&mut conn, id).await
 }
 
-/// A product's variants, oldest first; 404 for an unknown product.
+/// A product's variants, oldest first; not found for an unknown product.
 pub async fn list(
     pool: &MySqlPool,
     product_id: u64,
@@ -140,7 +140,7 @@ async fn refresh_price(tx: &mut Tx<'static>, product_id: u64) -> Result<()> {
     Ok(())
 }
 
-/// A duplicate SKU, or options another variant of the product already has: 409.
+/// A duplicate SKU, or options another variant of the product already has: a conflict.
 fn duplicate(err: sqlx::Error) -> Error {
     if !db::is_unique_violation(&err) {
         return err.into();
@@ -197,8 +197,8 @@ pub(crate) async fn create_default(
     Err(Error::Internal("no free SKU for a default variant".into()))
 }
 
-/// Sets price and stock of a product's only variant, the product row locked by the
-/// caller; a product with several variants refuses, naming each field given (400).
+/// Sets price and stock of a product's only variant, the product row locked by the caller;
+/// a product with several variants refuses, naming each field given (invalid input).
 /// Returns the stock the variant gained or lost (see [`write_patch`]).
 pub(crate) async fn set_only(
     tx: &mut Tx<'static>,
@@ -340,8 +340,8 @@ pub async fn update_in(
 
 /// Deletes a variant: out of every cart, unlinked from past order lines (which keep name,
 /// SKU, options and price as bought), in the order a product's deletion follows (cart
-/// lines, order lines, then the product and its variant). A product's last variant stays:
-/// 409.
+/// lines, order lines, then the product and its variant). A product's last variant stays: a
+/// conflict.
 pub async fn delete(pool: &MySqlPool, id: u64) -> Result<()> {
     let product_id = product_of(pool, id).await?;
     db::transaction(pool, |tx| {

@@ -59,7 +59,8 @@ pub struct Endpoint {
     pub url: String,
     pub events: Vec<String>,
     pub description: Option<String>,
-    /// False once disabled, by an admin or after three days of failures (`disabled_reason`).
+    /// False once disabled, by an admin or after three days of failures
+    /// (`disabled_reason`).
     pub enabled: bool,
     pub disabled_reason: Option<String>,
     #[serde(serialize_with = "timestamp")]
@@ -157,8 +158,8 @@ pub struct EndpointQuery {
 
 impl Validate for EndpointQuery {}
 
-/// The URL as it will be called, or the 400 naming why it may not be: checked against
-/// every address its host resolves to now (and again at each delivery).
+/// The URL as it will be called, or the invalid-input refusal naming why it may not be:
+/// checked against every address its host resolves to now (and again at each delivery).
 async fn checked_url(outbound: &Outbound, url: &str) -> Result<String> {
     outbound
         .check(url)
