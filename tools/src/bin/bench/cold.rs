@@ -12,7 +12,7 @@ use axum::body::Bytes;
 use serde_json::{Value, json};
 
 use crate::fixture::Fixture;
-use crate::{JWT_SECRET, workspace_root};
+use crate::{JWT_SECRET, WEBHOOK_KEY, workspace_root};
 
 pub struct Cold {
     pub name: String,
@@ -24,7 +24,13 @@ pub struct Cold {
 pub const INVOCATIONS_FOR_RSS: usize = 10_000;
 
 /// Each function from process start to first response, through a loopback runtime API.
-pub async fn cold_starts(bin_dir: &Path, url: &str, f: &Fixture, token: &str) -> Vec<Cold> {
+pub async fn cold_starts(
+    bin_dir: &Path,
+    url: &str,
+    f: &Fixture,
+    token: &str,
+    admin_token: &str,
+) -> Vec<Cold> {
     let requests = [
         ("bare-lambda", "GET", "/".to_string()),
         ("products", "GET", format!("/products/{}", f.product_ids[0])),
@@ -43,6 +49,7 @@ pub async fn cold_starts(bin_dir: &Path, url: &str, f: &Fixture, token: &str) ->
             format!("/products/{}/reviews", f.product_ids[0]),
         ),
         ("discounts", "GET", "/discounts".to_string()),
+        ("events", "GET", "/events".to_string()),
         ("docs", "GET", "/docs".to_string()),
     ];
     let mut out = Vec::new();
@@ -51,7 +58,8 @@ pub async fn cold_starts(bin_dir: &Path, url: &str, f: &Fixture, token: &str) ->
         if !binary.exists() {
             continue;
         }
-        let event = http_api_event(method, &path, token);
+        let admin_only = matches!(name, "discounts" | "events");
+        let event = http_api_event(method, &path, if admin_only { admin_token } else { token });
         let mut times = Vec::new();
         for _ in 0..5 {
             times.push(
@@ -181,6 +189,7 @@ async fn run_function(binary: &Path, url: &str, event: Value, invocations: usize
         .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
         .env("DATABASE_URL", url)
         .env("JWT_SECRET", JWT_SECRET)
+        .env("WEBHOOK_KEY", WEBHOOK_KEY)
         .env("RUST_LOG", "error")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
