@@ -6,15 +6,14 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use domain::addresses::Shipping;
-use domain::caller::Caller;
 use domain::discounts::Code;
 use domain::id::Id;
-use domain::idempotency::Parties;
 use domain::orders::{
-    self, Limits, NewOrder, Order, OrderQuery, OrderSummary, Placed, StatusChange, WantedLine,
+    self, Buyer, Limits, NewOrder, Order, OrderQuery, OrderSummary, Placed, StatusChange,
+    WantedLine,
 };
 use domain::page::Page;
-use web::auth::AuthUser;
+use web::auth::{AuthUser, Bearer};
 use web::error::ApiResult;
 use web::extract::{Json, Path, Query};
 use web::idempotency::{self, Created, IdempotencyKey, Job, Tx};
@@ -35,35 +34,27 @@ pub fn router(state: AppState) -> Router {
 
 async fn create(
     State(state): State<AppState>,
-    AuthUser(caller): AuthUser,
+    Bearer(claimed): Bearer,
     key: IdempotencyKey,
     Json(input): Json<NewOrder>,
 ) -> ApiResult<Response> {
-    let owner = caller.acting_for(input.user_id.map(Id::get))?;
-    let lines = orders::merge(&input.items);
-    let shipping = input.shipping();
-    let discount = input.discount_code.clone();
-    let limits = state.order_limits();
-    let parties = Parties {
-        caller: caller.id,
-        owner: Some(owner),
-    };
+    let user_id = input.user_id.map(Id::get);
+    let buyer = Buyer::of(&state.pool, claimed, user_id, key.0.is_some()).await?;
     let job = PlaceOrder {
-        caller,
-        owner,
-        lines,
-        shipping,
-        discount,
-        limits,
+        buyer,
+        lines: orders::merge(&input.items),
+        shipping: input.shipping(),
+        discount: input.discount_code.clone(),
+        limits: state.order_limits(),
     };
+    let parties = buyer.parties();
     idempotency::create_once(&state.pool, parties, key, "POST /orders", &input, job).await
 }
 
 /// `POST /orders` in its two phases: the order written, then its stock taken last.
 #[derive(Clone)]
 struct PlaceOrder {
-    caller: Caller,
-    owner: u64,
+    buyer: Buyer,
     lines: Vec<WantedLine>,
     shipping: Shipping,
     discount: Option<Code>,
@@ -76,8 +67,7 @@ impl Job for PlaceOrder {
     async fn write(&self, tx: &mut Tx<'static>) -> ApiResult<Created<Placed>> {
         let placed = orders::place(
             tx,
-            &self.caller,
-            self.owner,
+            self.buyer,
             &self.lines,
             &self.shipping,
             self.discount.as_ref(),

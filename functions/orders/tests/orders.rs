@@ -880,6 +880,55 @@ async fn idempotent_retries_replay_the_first_response(pool: MySqlPool) {
     assert_eq!(app.count("orders").await, 3);
 }
 
+/// An order for oneself confirms the token with the lock the order takes anyway, and a keyed
+/// one before its key can replay anything: a revoked token or a deleted account's places
+/// nothing and reads no stored answer.
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn a_revoked_or_deleted_accounts_token_places_and_replays_nothing(pool: MySqlPool) {
+    let app = app(pool);
+    let ada = app.customer().await;
+    let mug = app.product("Mug", "4", 10).await;
+    let body = json!({"items": [{"product_id": mug, "quantity": 1}]});
+    let post = |token: String, key: Option<&'static str>| {
+        let (app, body) = (&app, body.clone());
+        async move {
+            let call = app.post("/orders").token(&token).json(body);
+            match key {
+                Some(key) => call.header("idempotency-key", key).send().await,
+                None => call.send().await,
+            }
+        }
+    };
+    post(ada.token.clone(), Some("first")).await.expect(201);
+
+    // A password change or a logout everywhere raises the account's token version.
+    sqlx::query("UPDATE users SET token_version = token_version + 1 WHERE id = ?")
+        .bind(ada.id)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    let revoked = post(ada.token.clone(), None).await;
+    assert_eq!(
+        revoked.problem(401)["detail"],
+        "The access token has been revoked."
+    );
+    let replay = post(ada.token.clone(), Some("first")).await;
+    replay.problem(401);
+    assert!(replay.header("location").is_none());
+
+    let bob = app.customer().await;
+    sqlx::query("DELETE FROM users WHERE id = ?")
+        .bind(bob.id)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    post(bob.token.clone(), None).await.problem(401);
+    post(bob.token.clone(), Some("bobs")).await.problem(401);
+
+    assert_eq!(app.count("orders").await, 1);
+    assert_eq!(app.stock(mug).await, 9);
+}
+
 #[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn keys_expire_after_a_day(pool: MySqlPool) {
     let app = app(pool);

@@ -70,8 +70,11 @@ async fn order(pool: &MySqlPool, user: u64, lines: &[(u64, u32)]) -> u64 {
                 role: domain::role::Role::Customer,
             };
             let shipping = domain::addresses::Shipping::Nowhere;
-            let placed =
-                domain::orders::place(tx, &caller, user, &lines, &shipping, None, limits).await?;
+            let buyer = domain::orders::Buyer::For {
+                caller,
+                owner: user,
+            };
+            let placed = domain::orders::place(tx, buyer, &lines, &shipping, None, limits).await?;
             placed.take_stock(tx).await?;
             Ok::<_, domain::error::Error>(placed.order().id)
         })

@@ -5,16 +5,18 @@
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
-use domain::caller::Caller;
+use domain::caller::{Caller, Claimed};
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// An authenticated caller (401 without a valid token).
+/// A bearer token whose signature and expiry are valid (401 otherwise), its account not
+/// yet confirmed: for a route whose transaction confirms it under a lock it takes anyway
+/// (see [`domain::caller::Claimed`]). Every other route takes [`AuthUser`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AuthUser(pub Caller);
+pub struct Bearer(pub Claimed);
 
-impl FromRequestParts<AppState> for AuthUser {
+impl FromRequestParts<AppState> for Bearer {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
@@ -24,10 +26,24 @@ impl FromRequestParts<AppState> for AuthUser {
             .sub
             .parse()
             .map_err(|_| ApiError::Unauthorized("The access token is invalid or expired."))?;
-        match domain::users::token_state(&state.pool, id).await? {
-            Some((role, version)) if version == claims.ver => Ok(AuthUser(Caller { id, role })),
-            _ => Err(ApiError::Unauthorized("The access token has been revoked.")),
-        }
+        Ok(Bearer(Claimed {
+            id,
+            token_version: claims.ver,
+        }))
+    }
+}
+
+/// An authenticated caller (401 without a valid token, or with one of a deleted account or
+/// an older token version).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthUser(pub Caller);
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Bearer(claimed) = Bearer::from_request_parts(parts, state).await?;
+        Ok(AuthUser(claimed.confirm(&state.pool).await?))
     }
 }
 

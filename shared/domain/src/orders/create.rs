@@ -11,17 +11,18 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Serialize, Serializer};
-use sqlx::{MySql, QueryBuilder};
+use sqlx::{MySql, MySqlPool, QueryBuilder};
 
 use super::history::{self, Actor};
 use super::model::{Order, OrderLine, WantedLine};
 use super::resolve::{StockLine, refusal, resolve};
 use super::status::Status;
 use crate::addresses::{PostalAddress, Shipping};
-use crate::caller::Caller;
+use crate::caller::{Caller, Claimed};
 use crate::discounts::{self, Code};
 use crate::error::{Conflict, Error, FieldError, Result};
 use crate::events::{self, EventType};
+use crate::idempotency::Parties;
 use crate::money::Money;
 use crate::settings::OrderLimits as Limits;
 use crate::stock;
@@ -78,28 +79,23 @@ impl Serialize for Placed {
     }
 }
 
-/// Level 1 for a new order (see [`crate::stock`]): the owner's row, exclusive, then their
-/// pending orders counted against `max_pending` (a conflict when the new one would pass it).
-/// Returns false when the owner does not exist.
+/// Level 1 for a new order (see [`crate::stock`]): the owner's row, exclusive, with their
+/// pending orders counted under it against `max_pending` (a conflict when the new one would
+/// pass it). Returns false when the owner does not exist.
 ///
 /// Every path that places an order for this owner takes the same exclusive lock first, so
 /// their counts happen one after the other and the cap holds however many run at once; a
-/// shared lock would let two of them count the same orders and both pass. The count is a
-/// plain read: taken after the lock (no earlier read in the transaction has fixed its
-/// snapshot), it sees every order of theirs already committed, and no new one can be
-/// written before this commits. Holds that have run out do not count: those orders are as
-/// good as cancelled, whether or not the sweep has got to them.
+/// shared lock would let two of them count the same orders and both pass. Holds that have
+/// run out do not count: those orders are as good as cancelled, whether or not the sweep
+/// has got to them.
 pub(crate) async fn admit(tx: &mut Tx<'static>, owner: u64, max_pending: u32) -> Result<bool> {
-    if !stock::lock_user_exclusive(tx, owner).await? {
-        return Ok(false);
+    match stock::lock_owner(tx, owner).await? {
+        Some(locked) => within_cap(locked.pending, max_pending).map(|()| true),
+        None => Ok(false),
     }
-    let pending = sqlx::query_scalar!(
-        "SELECT COUNT(*) FROM orders
-         WHERE user_id = ? AND status = 'pending' AND expires_at > UTC_TIMESTAMP(6)",
-        owner
-    )
-    .fetch_one(&mut **tx)
-    .await?;
+}
+
+fn within_cap(pending: i64, max_pending: u32) -> Result<()> {
     if pending >= i64::from(max_pending) {
         return Err(Error::conflict(
             Conflict::TooManyPendingOrders,
@@ -109,7 +105,51 @@ pub(crate) async fn admit(tx: &mut Tx<'static>, owner: u64, max_pending: u32) ->
             ),
         ));
     }
-    Ok(true)
+    Ok(())
+}
+
+/// Who places an order, and for whom.
+#[derive(Debug, Clone, Copy)]
+pub enum Buyer {
+    /// The token's holder, for themselves: the token is confirmed by the lock the order
+    /// takes on their row anyway, not by a read of its own.
+    Own(Claimed),
+    /// A confirmed caller for an account (an admin for a customer, or anyone for themselves
+    /// with an idempotency key).
+    For { caller: Caller, owner: u64 },
+}
+
+impl Buyer {
+    /// `POST /orders` by the holder of `claimed`, for `user_id` (themselves when absent).
+    /// Naming someone else needs the caller's role, so that token is confirmed first. So is
+    /// the token of a request with an idempotency key: a stored answer is replayed before
+    /// the order's own lock would confirm it, and a revoked token must not read it.
+    pub async fn of(
+        pool: &MySqlPool,
+        claimed: Claimed,
+        user_id: Option<u64>,
+        keyed: bool,
+    ) -> Result<Self> {
+        let owner = user_id.unwrap_or(claimed.id);
+        if owner == claimed.id && !keyed {
+            return Ok(Self::Own(claimed));
+        }
+        let caller = claimed.confirm(pool).await?;
+        let owner = caller.acting_for(Some(owner))?;
+        Ok(Self::For { caller, owner })
+    }
+
+    /// Whose rows an idempotency key locks: the caller's, and the new order's owner's.
+    pub fn parties(&self) -> Parties {
+        let (caller, owner) = match *self {
+            Self::Own(claimed) => (claimed.id, claimed.id),
+            Self::For { caller, owner } => (caller.id, owner),
+        };
+        Parties {
+            caller,
+            owner: Some(owner),
+        }
+    }
 }
 
 /// Writes a pending order inside `tx` that holds its stock for `hold` and ships to `ship`
@@ -251,28 +291,35 @@ fn taken(lines: &[StockLine]) -> Vec<(u64, i64)> {
         .collect()
 }
 
-/// `POST /orders` by `caller` for `owner`: admits the owner, resolves where the order
+/// `POST /orders` by `buyer`: locks the owner and counts their pending orders (confirming
+/// the token of an order for oneself with the same statement), resolves where the order
 /// ships, then writes it. The caller takes the stock last, right before committing. An
-/// owner who does not exist is the request's fault (invalid input), unless it is the caller, whose
-/// account was deleted while the request ran (`Error::AccountGone`).
+/// owner who does not exist is the request's fault (invalid input), unless it is the
+/// caller, whose account was deleted or token revoked (`Error::AccountGone`).
 pub async fn place(
     tx: &mut Tx<'static>,
-    caller: &Caller,
-    owner: u64,
+    buyer: Buyer,
     lines: &[WantedLine],
     shipping: &Shipping,
     discount: Option<&Code>,
     limits: Limits,
 ) -> Result<Placed> {
-    if !admit(tx, owner, limits.max_pending).await? {
-        return Err(if owner == caller.id {
-            Error::AccountGone
-        } else {
-            Error::invalid("user_id", "does not name an existing user")
-        });
-    }
+    let (caller, owner) = match buyer {
+        Buyer::Own(claimed) => {
+            let locked = stock::lock_claimed(tx, claimed).await?;
+            let locked = locked.ok_or(Error::AccountGone)?;
+            within_cap(locked.pending, limits.max_pending)?;
+            (locked.caller, claimed.id)
+        }
+        Buyer::For { caller, owner } => {
+            if !admit(tx, owner, limits.max_pending).await? {
+                return Err(Error::invalid("user_id", "does not name an existing user"));
+            }
+            (caller, owner)
+        }
+    };
     let ship = shipping.resolve(tx, owner).await?;
-    let actor = Actor::of(caller);
+    let actor = Actor::of(&caller);
     prepare(
         tx,
         owner,

@@ -11,7 +11,7 @@ mod resolve;
 pub mod status;
 
 pub use crate::settings::OrderLimits as Limits;
-pub use create::{Placed, place};
+pub use create::{Buyer, Placed, place};
 pub use history::{Actor, HistoryEntry};
 pub use lifecycle::{delete, expire_due, set_status, settle, settle_due_of_user};
 pub use listing::{get_for, list_for_user, recent_for_user};

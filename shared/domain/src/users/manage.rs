@@ -14,17 +14,6 @@ use crate::orders;
 use crate::role::Role;
 use platform::db;
 
-/// The role and token version of a user, or `None` when the user does not exist.
-pub async fn token_state(pool: &MySqlPool, user_id: u64) -> Result<Option<(Role, u32)>> {
-    let row = sqlx::query!(
-        r#"SELECT role AS "role: Role", token_version FROM users WHERE id = ?"#,
-        user_id
-    )
-    .fetch_optional(pool)
-    .await?;
-    Ok(row.map(|r| (r.role, r.token_version)))
-}
-
 /// Creates an admin, or promotes and re-passwords the account if the email exists:
 /// how the first admin of a deployment is made without hand-written SQL.
 pub async fn upsert_admin(

@@ -14,7 +14,5 @@ pub use login::{
     Account, Credentials, MAX_FAILED_LOGINS, MAX_FAILED_LOGINS_PER_ADDRESS, THROTTLE_WINDOW_SECS,
     login,
 };
-pub use manage::{
-    get, profile, register, require_existing_user, token_state, update, upsert_admin,
-};
+pub use manage::{get, profile, register, require_existing_user, update, upsert_admin};
 pub use model::{Profile, Registration, User, UserPatch};

@@ -102,18 +102,17 @@ pub async fn floor(state: AppState, f: Fixture, scenario: &'static str) {
                     domain::orders::WantedLine::new(domain::orders::Item::Product(*id), 1, i)
                 })
                 .collect();
-            let buyer = domain::caller::Caller {
+            let buyer = domain::orders::Buyer::Own(domain::caller::Claimed {
                 id: f.buyer_ids[next_buyer() % f.buyer_ids.len()],
-                role: domain::role::Role::Customer,
-            };
+                token_version: 0,
+            });
             let limits = state.order_limits();
             platform::db::transaction(&state.pool, |tx| {
                 let lines = lines.clone();
                 Box::pin(async move {
                     let placed = domain::orders::place(
                         tx,
-                        &buyer,
-                        buyer.id,
+                        buyer,
                         &lines,
                         &domain::addresses::Shipping::Nowhere,
                         None,
