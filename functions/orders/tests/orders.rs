@@ -929,6 +929,40 @@ async fn a_revoked_or_deleted_accounts_token_places_and_replays_nothing(pool: My
     assert_eq!(app.stock(mug).await, 9);
 }
 
+/// What an order costs the database, counted by the server on the one connection the
+/// router gets. A flash sale's order (for oneself, no key, no code, no address) runs: BEGIN,
+/// the owner's lock (confirming the token and counting their pending orders), the variants'
+/// prices, the order, its history, its lines, its event, the stock, the stock's crossings,
+/// COMMIT.
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn an_order_for_oneself_runs_ten_statements(pool: MySqlPool) {
+    let options = (*pool.connect_options()).clone();
+    let one = sqlx::mysql::MySqlPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .unwrap();
+    let app = app(one.clone());
+    let ada = app.customer().await;
+    let mug = app.product("Mug", "4", 10).await;
+    let items = json!([{"product_id": mug, "quantity": 1}]);
+    let questions = || async {
+        let (_, value): (String, String) = sqlx::query_as("SHOW SESSION STATUS LIKE 'Questions'")
+            .fetch_one(&one)
+            .await
+            .unwrap();
+        value.parse::<i64>().unwrap()
+    };
+    // The first order prepares the statements the connection then keeps.
+    order(&app, &ada, items.clone()).await;
+    let before = questions().await;
+    order(&app, &ada, items).await;
+    // The second SHOW counts itself too.
+    let statements = questions().await - before - 1;
+    assert_eq!(statements, 10);
+    assert_eq!(app.stock(mug).await, 8);
+}
+
 #[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn keys_expire_after_a_day(pool: MySqlPool) {
     let app = app(pool);
