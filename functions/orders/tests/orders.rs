@@ -932,7 +932,8 @@ async fn a_revoked_or_deleted_accounts_token_places_and_replays_nothing(pool: My
 /// What an order costs the database, counted by the server on the one connection the
 /// router gets. A flash sale's order (for oneself, no key, no code, no address) runs: BEGIN,
 /// the owner's lock (confirming the token and counting their pending orders), the variants'
-/// prices, the order, its history, its lines, its event, the stock, the stock's crossings,
+/// prices, the order, its history, its lines, its event, the stock and its levels read back
+/// (one round trip),
 /// COMMIT.
 #[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn an_order_for_oneself_runs_ten_statements(pool: MySqlPool) {

@@ -304,10 +304,25 @@ pub async fn record_crossings(tx: &mut Tx<'static>, moved: &[(u64, i64)]) -> Res
         QueryBuilder::new("SELECT id, product_id, stock FROM variants WHERE id IN (");
     push_ids(&mut qb, &ids);
     qb.push(" ORDER BY id");
-    let levels: Vec<(u64, u64, u32)> = qb.build_query_as().fetch_all(&mut **tx).await?;
-    for (variant_id, product_id, after) in levels {
+    let levels: Vec<Level> = qb.build_query_as().fetch_all(&mut **tx).await?;
+    record_crossings_at(tx, &moved, &levels).await
+}
+
+/// A variant's level as its change left it: `(variant id, product id, stock)`.
+pub type Level = (u64, u64, u32);
+
+/// [`record_crossings`] for levels the change already read back under its locks.
+pub async fn record_crossings_at(
+    tx: &mut Tx<'static>,
+    moved: &BTreeMap<u64, i64>,
+    levels: &[Level],
+) -> Result<()> {
+    for &(variant_id, product_id, after) in levels {
+        let Some(change) = moved.get(&variant_id) else {
+            continue;
+        };
         let after = i64::from(after);
-        let before = after - moved[&variant_id];
+        let before = after - change;
         let kind = match (before > 0, after > 0) {
             (true, false) => EventType::ProductOutOfStock,
             (false, true) => EventType::ProductBackInStock,

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Serialize, Serializer};
-use sqlx::{MySql, MySqlPool, QueryBuilder};
+use sqlx::{Executor, MySql, MySqlPool, QueryBuilder, Row};
 
 use super::history::{self, Actor};
 use super::model::{Order, OrderLine, WantedLine};
@@ -51,21 +51,25 @@ impl Placed {
     }
 
     /// Takes every line's stock in one guarded `UPDATE`, which locks the variant rows in
-    /// ascending id order and cannot take more than is there. If it cannot take all of it,
-    /// the rows are read again under lock to name each line that is short or gone, and
-    /// nothing of this order is kept (the caller rolls back).
+    /// ascending id order and cannot take more than is there, and reads the rows back under
+    /// those locks in the same round trip ([`take`]). If it could not take all of it, the
+    /// rows as read name each line that is short or gone, and nothing of this order is kept
+    /// (the caller rolls back).
     pub async fn take_stock(&self, tx: &mut Tx<'static>) -> Result<()> {
         let lines = &self.lines;
-        if take(tx, lines).await? {
-            return stock::record_crossings(tx, &taken(lines)).await;
+        let (all_taken, levels) = take(tx, lines).await?;
+        if all_taken {
+            return stock::record_crossings_at(tx, &taken(lines), &levels).await;
         }
-        let current: BTreeMap<u64, u32> = locked_stock(tx, lines).await?;
-        let refusal = refusal(lines, |id| current.get(&id).copied());
-        match refusal {
+        let current: BTreeMap<u64, u32> = levels
+            .iter()
+            .map(|&(variant_id, _, stock)| (variant_id, stock))
+            .collect();
+        match refusal(lines, |id| current.get(&id).copied()) {
             Some(Error::Invalid(errors)) if self.from_cart => Err(cart_not_orderable(errors)),
             Some(refusal) => Err(refusal),
-            // Stock came back between the two statements, and the rows are ours now.
-            None if take(tx, lines).await? => stock::record_crossings(tx, &taken(lines)).await,
+            // The short line's row is locked by the update that found it short, so it is
+            // still short when read back; taking again here could take a line twice.
             None => Err(Error::Internal(
                 "stock changed under a variant row lock".into(),
             )),
@@ -284,7 +288,7 @@ pub(crate) async fn prepare(
 }
 
 /// The lines' quantities as changes to each variant's stock.
-fn taken(lines: &[StockLine]) -> Vec<(u64, i64)> {
+fn taken(lines: &[StockLine]) -> BTreeMap<u64, i64> {
     lines
         .iter()
         .map(|line| (line.variant_id, -i64::from(line.quantity)))
@@ -341,41 +345,36 @@ pub(crate) fn cart_not_orderable(errors: Vec<FieldError>) -> Error {
     }
 }
 
-/// One guarded statement for every line; whether it took all of them. Rows are locked in
-/// primary-key order, the global order for variant rows.
-async fn take(tx: &mut Tx<'static>, lines: &[StockLine]) -> Result<bool> {
-    let mut qb: QueryBuilder<MySql> = QueryBuilder::new("UPDATE variants SET stock = stock - ");
-    push_quantities(&mut qb, lines);
-    qb.push(", updated_at = CURRENT_TIMESTAMP(6) WHERE id IN (");
-    stock::push_ids(&mut qb, &ids(lines));
-    qb.push(" AND stock >= ");
-    push_quantities(&mut qb, lines);
-    let taken = qb.build().execute(&mut **tx).await?;
-    Ok(taken.rows_affected() == lines.len() as u64)
-}
-
-fn ids(lines: &[StockLine]) -> Vec<u64> {
-    lines.iter().map(|line| line.variant_id).collect()
-}
-
-/// `CASE id WHEN ? THEN ? ... END`: each variant's quantity.
-fn push_quantities(qb: &mut QueryBuilder<'_, MySql>, lines: &[StockLine]) {
-    qb.push("CASE id");
-    for line in lines {
-        qb.push(" WHEN ")
-            .push_bind(line.variant_id)
-            .push(" THEN ")
-            .push_bind(line.quantity);
+/// The guarded `UPDATE` for every line and the rows read back, sent as one round trip:
+/// while a flash sale queues on these rows, each trip made under their locks is time every
+/// other buyer waits. Returns whether every line was taken, and each variant's level after
+/// it (the latest, read under the lock the update took; a variant that is gone is absent).
+/// Rows are locked in primary-key order, the global order for variant rows.
+///
+/// A batch of statements cannot carry bound parameters, so the ids and quantities are
+/// written into the text: they are integers, formatted by Rust, never text from a request.
+async fn take(tx: &mut Tx<'static>, lines: &[StockLine]) -> Result<(bool, Vec<stock::Level>)> {
+    let ids = lines
+        .iter()
+        .map(|line| line.variant_id.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let quantities: String = lines
+        .iter()
+        .map(|line| format!(" WHEN {} THEN {}", line.variant_id, line.quantity))
+        .collect();
+    let batch = format!(
+        "UPDATE variants SET stock = stock - CASE id{quantities} END, \
+         updated_at = CURRENT_TIMESTAMP(6) WHERE id IN ({ids}) AND stock >= CASE id{quantities} END; \
+         SELECT id, product_id, stock, ROW_COUNT() FROM variants WHERE id IN ({ids}) ORDER BY id \
+         FOR UPDATE"
+    );
+    let rows = (&mut **tx).fetch_all(sqlx::raw_sql(&batch)).await?;
+    let mut affected = 0;
+    let mut levels = Vec::with_capacity(rows.len());
+    for row in rows {
+        affected = row.try_get::<i64, _>(3)?;
+        levels.push((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?));
     }
-    qb.push(" END");
-}
-
-/// The latest committed stock of each variant, its row locked.
-async fn locked_stock(tx: &mut Tx<'static>, lines: &[StockLine]) -> Result<BTreeMap<u64, u32>> {
-    let mut qb: QueryBuilder<MySql> =
-        QueryBuilder::new("SELECT id, stock FROM variants WHERE id IN (");
-    stock::push_ids(&mut qb, &ids(lines));
-    qb.push(" ORDER BY id FOR UPDATE");
-    let rows: Vec<(u64, u32)> = qb.build_query_as().fetch_all(&mut **tx).await?;
-    Ok(rows.into_iter().collect())
+    Ok((affected == lines.len() as i64, levels))
 }
