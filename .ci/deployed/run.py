@@ -294,7 +294,7 @@ def deploy_as_make_deploy(aws: SimpleNamespace, build_dir: Path, bucket: str, pa
     emulator deploy. Returns what it saw: the protection of each step and the time."""
     config = make_deploy.SamConfig.read()
     config.stack_name, config.region, config.overrides = STACK, REGION, parameters
-    plan = make_deploy.preflight(config, aws)
+    plan = make_deploy.preflight(config, aws, emulator=True)
     if plan.problems:
         fail(f"make deploy's checks refused the emulator deploy: {plan.problems}")
     steps = []
