@@ -544,7 +544,7 @@ def main() -> None:
 
         timings = walk(base, ADMIN, mysql_in=lambda sql: mysql(sql, DATABASE), log=log, fail=fail)
         check_sweep(aws, physical, timings.pop("expiring_order"))
-        hooks = check_webhooks(aws, physical, base, login(base, *ADMIN), emulator.stop_function, log, fail)
+        hooks = check_webhooks(aws, physical, base, login(base, *ADMIN), emulator, log, fail)
 
         alarms = {a["AlarmName"] for a in aws.cloudwatch.describe_alarms()["MetricAlarms"]}
         topics = aws.sns.list_topics()["Topics"]

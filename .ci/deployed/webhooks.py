@@ -127,20 +127,44 @@ def wait_for(what: str, found, seconds: float, fail):
     fail(f"{what}: nothing within {seconds:.0f} s")
 
 
-def check_webhooks(aws, physical: dict, base: str, admin_token: str, stop_instances, log, fail) -> dict:
-    """The path end to end; returns the latencies measured. `stop_instances(function)` ends
-    a function's running instances (its next run is a cold start)."""
+class RelayRuns:
+    """How the relay was run, read from the emulator's log (MiniStack 1.5.33 logs each run an
+    event source mapping or a rule starts; the functions' own logs reach no CloudWatch)."""
+
+    def __init__(self, logfile, relay: str, wake_queue_url: str) -> None:
+        self.logfile, self.relay = logfile, relay
+        self.wake_queue = wake_queue_url.rstrip("/").split("/")[-1]
+        self.start = 0
+
+    def mark(self) -> None:
+        self.start = self.logfile.stat().st_size
+
+    def since_mark(self) -> tuple[int, int]:
+        """(runs started by the wake-up queue, runs started by the schedule) since mark()."""
+        with open(self.logfile, "rb") as log:
+            log.seek(self.start)
+            lines = log.read().decode(errors="replace").splitlines()
+        woken = sum(f"ESM: Lambda {self.relay} processed" in line and self.wake_queue in line for line in lines)
+        scheduled = sum(f"EventBridge → Lambda {self.relay}: dispatched" in line for line in lines)
+        return woken, scheduled
+
+
+def check_webhooks(aws, physical: dict, base: str, admin_token: str, emulator, log, fail) -> dict:
+    """The path end to end; returns the latencies measured. `emulator` ends a function's
+    instances (`stop_function`) and has the log the relay's runs are read from."""
     verifier_catches_forgeries(fail)
     receiver = Receiver()
     relay_rule = physical["WebhookRelayFunctionEveryMinute"]
+    runs = RelayRuns(emulator.logfile, physical["WebhookRelayFunction"], physical["RelayWakeQueue"])
     try:
-        return _deliveries(aws, physical, base, admin_token, receiver, relay_rule, stop_instances, log, fail)
+        return _deliveries(aws, physical, base, admin_token, receiver, relay_rule, emulator.stop_function, runs,
+                           log, fail)
     finally:
         aws.events.enable_rule(Name=relay_rule)
         receiver.stop()
 
 
-def _deliveries(aws, physical, base, admin, receiver, relay_rule, stop_instances, log, fail) -> dict:
+def _deliveries(aws, physical, base, admin, receiver, relay_rule, stop_instances, runs, log, fail) -> dict:
     for url in ["https://10.0.0.1/hook", "http://10.0.0.1/hook", "https://169.254.169.254/latest/meta-data"]:
         status, body = call(base, "POST", "/webhook-endpoints", {"url": url, "events": ["order.created"]}, admin)
         if status != 400:
@@ -167,6 +191,7 @@ def _deliveries(aws, physical, base, admin, receiver, relay_rule, stop_instances
     customer, product = _customer_and_product(base, admin, fail)
 
     stop_instances(physical["WebhookDeliveryFunction"])
+    runs.mark()
     orders, latencies = [], []
     for number in range(3):
         started = time.time()
@@ -184,6 +209,11 @@ def _deliveries(aws, physical, base, admin, receiver, relay_rule, stop_instances
         orders.append((order["id"], started))
         latencies.append({"api_ms": (answered - started) * 1000,
                           **{p: arrived[p] * 1000 for p in arrived}})
+    time.sleep(1)  # the emulator logs a run once it has returned
+    woken, scheduled = runs.since_mark()
+    if not woken or scheduled:
+        fail(f"the relay ran {woken} times from its wake-up queue and {scheduled} from its schedule "
+             f"while the schedule was off")
     aws.events.enable_rule(Name=relay_rule)
 
     events = _order_events(base, admin, {o for o, _ in orders}, fail)
@@ -203,9 +233,12 @@ def _deliveries(aws, physical, base, admin, receiver, relay_rule, stop_instances
     # The flaky endpoint's 500 comes back with the same webhook-id.
     first_event = str(events[orders[0][0]]["id"])
     failed_at = receiver.requests("/flaky", first_event)[0]["at"]
+    runs.mark()
     retried = wait_for(f"the redelivery of event {first_event} to /flaky", lambda: [
         r for r in receiver.requests("/flaky", first_event) if r["status"] == 200], RETRY_SECONDS, fail)[0]
     retry_seconds = retried["at"] - failed_at
+    time.sleep(1)
+    retry_runs = runs.since_mark()
 
     expected = {("/steady", i): [200] for i in range(3)}
     expected |= {("/flaky", 0): [500, 200], ("/flaky", 1): [200], ("/flaky", 2): [200]}
@@ -219,10 +252,12 @@ def _deliveries(aws, physical, base, admin, receiver, relay_rule, stop_instances
     warm_ms = ", ".join(f"{w['/steady']:.0f}" for w in warm)
     log(f"webhooks: 3 orders, each order.created at /steady and /flaky, every signature verified, "
         f"webhook-id = the event id; private URLs refused with loopback allowed")
-    log(f"webhooks: relay woken through its queue with its schedule off; POST /orders -> receiver "
+    log(f"webhooks: the relay ran {woken} times from its wake-up queue, never from its schedule (off); "
+        f"POST /orders -> receiver "
         f"{cold['/steady']:.0f} ms with a cold delivery function (the API call {cold['api_ms']:.0f} ms), "
         f"then {warm_ms} ms warm")
-    log(f"webhooks: /flaky's 500 redelivered with the same webhook-id {retry_seconds:.1f} s later; "
+    log(f"webhooks: /flaky's 500 redelivered with the same webhook-id {retry_seconds:.1f} s later "
+        f"(relay runs meanwhile: {retry_runs[0]} woken, {retry_runs[1]} scheduled); "
         f"attempts [200] x3 at /steady, [500, 200], [200], [200] at /flaky")
     return {"cold_ms": cold["/steady"], "warm_ms": max(w["/steady"] for w in warm), "retry_s": retry_seconds}
 
