@@ -550,3 +550,28 @@ def test_an_idle_cluster_can_pause_with_the_defaults():
     params = {**defaults(), "DbMinCapacity": "0"}
     assert deploy.notes(params) == []
     assert deploy.notes({**params, "OrderHoldSeconds": "300"}), "a hold this short keeps it awake"
+
+
+def test_loopback_receivers_are_off_by_default_and_reach_exactly_the_functions_that_check_urls(stack):
+    parameter = source()["Parameters"]["WebhookAllowLoopback"]
+    assert parameter["Default"] == "false" and sorted(parameter["AllowedValues"]) == ["false", "true"]
+    told = {name: resource["Properties"]["Environment"]["Variables"]["WEBHOOK_ALLOW_LOOPBACK"]
+            for name, resource in of_type(stack, "AWS::Lambda::Function").items()
+            if "WEBHOOK_ALLOW_LOOPBACK" in resource["Properties"].get("Environment", {}).get("Variables", {})}
+    # The events function checks a URL when it is saved, the delivery function at each attempt.
+    assert told == {"EventsFunction": {"Ref": "WebhookAllowLoopback"},
+                    "WebhookDeliveryFunction": {"Ref": "WebhookAllowLoopback"}}
+    # A changed value publishes a new version of the aliased events function.
+    assert "WebhookAllowLoopback" in deploy.settings_parameters(source())
+
+
+def test_make_deploy_refuses_loopback_receivers_and_only_the_emulator_deploy_may_use_them():
+    on = {**defaults(), "WebhookAllowLoopback": "true"}
+    problems = deploy.check(source(), on, CONFIG, account(1000, 1000), deploy.Stack())
+    assert len(problems) == 1 and problems[0].startswith("WebhookAllowLoopback=true is for the local emulator only")
+    assert deploy.check(source(), on, CONFIG, account(1000, 1000), deploy.Stack(), emulator=True) == []
+    assert deploy.check(source(), defaults(), CONFIG, account(1000, 1000), deploy.Stack()) == []
+    # A stack that somehow has it keeps it on an update that does not mention it: refused too.
+    kept = deploy.Stack(exists=True, parameters={"WebhookAllowLoopback": "true"})
+    params = deploy.effective_parameters(source(), {}, kept)
+    assert deploy.emulator_only_problems(params) == problems

@@ -10,7 +10,8 @@ Refuses, saying what to change, when:
 - the functions could hold more database connections than DbConnectionBudget, or a route's
   throttle admits more requests than its function has instances;
 - samconfig.toml lacks the beta opt-in `sam build` needs for rust-cargolambda;
-- the stack is mid-change or failed, or DatabaseName would replace the created cluster.
+- the stack is mid-change or failed, or DatabaseName would replace the created cluster;
+- a parameter is set to a value meant for the local emulator only (WebhookAllowLoopback).
 
 The first create runs with DbDeletionProtection=false, so that a create that fails anywhere
 rolls back completely (a protected cluster cannot be deleted, and the rollback would leave
@@ -48,6 +49,15 @@ SWEEP_MARGIN = 60
 ELF_MACHINE = {"x86_64": 62, "arm64": 183}
 PROTECTION = "DbDeletionProtection"
 SETTINGS = "FunctionSettings"
+# Parameter values that exist for make test-deployed's emulator, each with why AWS must not
+# get them. The emulator's deploy (run.py) passes emulator=True to the checks.
+EMULATOR_ONLY = {
+    ("WebhookAllowLoopback", "true"):
+        "lets webhook endpoints be http://127.0.0.1 or http://localhost, which on AWS reach "
+        "the function's own sandbox, never a receiver; it is there so that make "
+        "test-deployed's emulator can deliver to a receiver on the same machine. Remove it "
+        "from parameter_overrides (the default is false).",
+}
 
 
 def log(message: str) -> None:
@@ -196,9 +206,10 @@ def settings_digest(template: dict, params: dict) -> str:
 # ------------------------------------------------------------------ the checks
 
 
-def check(template: dict, params: dict, config: SamConfig, account: dict, stack: Stack) -> list[str]:
+def check(template: dict, params: dict, config: SamConfig, account: dict, stack: Stack,
+          emulator: bool = False) -> list[str]:
     """Every reason to refuse the deploy, each saying what to change."""
-    problems = []
+    problems = [] if emulator else emulator_only_problems(params)
     if stack.status:
         if stack.status == "ROLLBACK_COMPLETE":
             problems.append(
@@ -230,6 +241,11 @@ def check(template: dict, params: dict, config: SamConfig, account: dict, stack:
             f"final snapshot). Put DatabaseName back; to start over on purpose, run sam deploy "
             f"yourself.")
     return problems
+
+
+def emulator_only_problems(params: dict) -> list[str]:
+    return [f"{name}={value} is for the local emulator only: it {why}"
+            for (name, value), why in EMULATOR_ONLY.items() if params.get(name) == value]
 
 
 def concurrency_problems(template: dict, params: dict, account: dict, stack: Stack) -> list[str]:
@@ -341,11 +357,11 @@ class Plan:
     settings: str
 
 
-def preflight(config: SamConfig, aws) -> Plan:
+def preflight(config: SamConfig, aws, emulator: bool = False) -> Plan:
     source = template()
     stack = existing_stack(aws, config.stack_name)
     params = effective_parameters(source, config.overrides, stack)
-    problems = check(source, params, config, account_settings(aws), stack)
+    problems = check(source, params, config, account_settings(aws), stack, emulator)
     return Plan(config, stack, params, problems, notes(params), settings_digest(source, params))
 
 

@@ -13,7 +13,9 @@ In order:
 2. Deploy 1, through make deploy's own steps (checks, then a create without deletion
    protection, then the protection deploy), with the emulator's own account answer.
 3. The stack in use: routes, migrations and the application user's grants, the first admin,
-   a walk through every function, the sweep (a look, then a skipped run), alarms.
+   a walk through every function, the sweep (a look, then a skipped run), webhooks from the
+   outbox through the relay, SQS and the delivery function to a receiver on this machine
+   (webhooks.py), alarms.
 4. Deploy 2 (a parameter change, so every API function publishes a version) while the old
    instances are frozen, as Lambda freezes them, with their connections open: the count
    rises, then falls back once the server's wait_timeout has ended the frozen ones'
@@ -48,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import deploy as make_deploy  # noqa: E402  (make deploy's checks and steps)
 from emulator_workarounds import after_deploy, for_emulator  # noqa: E402
 from walk import call, login, walk  # noqa: E402
+from webhooks import check_webhooks  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 WORK = Path(os.environ.get("DEPLOYED_WORK", Path.home() / ".cache/shop-api/deployed"))
@@ -143,6 +146,13 @@ class Emulator:
             found[pid] = {"function": variables.get("AWS_LAMBDA_FUNCTION_NAME"),
                           "version": variables.get("AWS_LAMBDA_FUNCTION_VERSION")}
         return found
+
+    def stop_function(self, name: str) -> None:
+        """Ends one function's instances."""
+        for pid, found in self.function_processes().items():
+            if found["function"] == name:
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.5)
 
     def stop_functions(self) -> None:
         """Ends every function instance, as Lambda does to idle ones: the next request to each
@@ -294,7 +304,7 @@ def deploy_as_make_deploy(aws: SimpleNamespace, build_dir: Path, bucket: str, pa
     emulator deploy. Returns what it saw: the protection of each step and the time."""
     config = make_deploy.SamConfig.read()
     config.stack_name, config.region, config.overrides = STACK, REGION, parameters
-    plan = make_deploy.preflight(config, aws)
+    plan = make_deploy.preflight(config, aws, emulator=True)
     if plan.problems:
         fail(f"make deploy's checks refused the emulator deploy: {plan.problems}")
     steps = []
@@ -511,6 +521,9 @@ def main() -> None:
             "DbSslMode": "disabled",
             # A rotated signing key is picked up within two seconds instead of five minutes.
             "SecretsRefreshSeconds": "2",
+            # The webhook receiver runs on this machine, as the functions do (refused by make
+            # deploy's checks everywhere but here).
+            "WebhookAllowLoopback": "true",
         }
         build_dir = build()
         first = deploy_as_make_deploy(aws, build_dir, bucket, parameters)
@@ -531,6 +544,7 @@ def main() -> None:
 
         timings = walk(base, ADMIN, mysql_in=lambda sql: mysql(sql, DATABASE), log=log, fail=fail)
         check_sweep(aws, physical, timings.pop("expiring_order"))
+        hooks = check_webhooks(aws, physical, base, login(base, *ADMIN), emulator, log, fail)
 
         alarms = {a["AlarmName"] for a in aws.cloudwatch.describe_alarms()["MetricAlarms"]}
         topics = aws.sns.list_topics()["Topics"]
@@ -555,7 +569,9 @@ def main() -> None:
         log(f"deploy 1 {first['seconds']:.0f} s (both steps), deploy 2 {connections['deploy_seconds']:.0f} s; "
             f"cold start {timings['cold_ms']:.0f} ms, then warm {timings['warm_ms']:.0f} ms; connections "
             f"{connections['before']} -> {connections['peak']} -> {connections['after']} "
-            f"(bound {connections['bound']})")
+            f"(bound {connections['bound']}); webhook POST /orders -> receiver {hooks['cold_ms']:.0f} ms "
+            f"(cold delivery function), at most {hooks['warm_ms']:.0f} ms warm, retry after a 500 "
+            f"{hooks['retry_s']:.0f} s")
         log("passed")
         if os.environ.get("KEEP") == "1":
             log(f"KEEP=1: the API stays at {base}; stop with: kill -- -{emulator.process.pid}")

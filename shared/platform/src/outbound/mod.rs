@@ -2,8 +2,10 @@
 //! side request forgery: a webhook is never a way into the shop's own network.
 //!
 //! - Only `https` URLs, without credentials. Locally (`WEBHOOK_ALLOW_LOOPBACK=true`, which
-//!   `make run` sets and the deployed stack never does) `http://127.0.0.1:<port>` and
-//!   `http://localhost:<port>` are allowed too, and nothing else private.
+//!   `make run` sets) `http://127.0.0.1:<port>` and `http://localhost:<port>` are allowed
+//!   too, and nothing else private. A deployed stack sets it from its `WebhookAllowLoopback`
+//!   parameter, false unless `make test-deployed` sets it for the emulator, whose functions
+//!   run on the receiver's machine; `make deploy` refuses it on AWS.
 //! - IPv4 addresses are read as the URL standard reads them (the `url` crate turns
 //!   `2130706433`, `0x7f.1` and `0177.0.0.1` into `127.0.0.1`), then checked like any other.
 //! - Every address a name resolves to is checked when the URL is saved ([`Outbound::check`])
