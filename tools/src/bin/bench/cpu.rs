@@ -43,7 +43,11 @@ impl Meter {
 /// The local MariaDB or MySQL server, if it runs here.
 fn database_pid() -> Option<u32> {
     ["mariadbd", "mysqld"].iter().find_map(|name| {
-        let out = Command::new("pgrep").args(["-x", name]).output().ok()?;
+        // The longest-running one: a machine with several servers runs the shared one first.
+        let out = Command::new("pgrep")
+            .args(["-o", "-x", name])
+            .output()
+            .ok()?;
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .next()?

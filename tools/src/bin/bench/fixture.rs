@@ -21,6 +21,8 @@ pub struct Fixture {
     pub order_id: u64,
     pub deep_cursor: String,
     pub buyer_ids: Vec<u64>,
+    /// The three sizes of the one product sold in several variants.
+    pub size_ids: Vec<u64>,
 }
 
 impl Fixture {
@@ -54,7 +56,14 @@ impl Fixture {
             .fetch_all(pool)
             .await
             .unwrap();
+        let size_ids = sqlx::query_scalar(
+            "SELECT id FROM variants WHERE product_id = (SELECT MAX(id) FROM products) ORDER BY id",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
         Fixture {
+            size_ids,
             user_id,
             email,
             product_ids,
@@ -114,6 +123,26 @@ pub async fn prepare_database(url: &str) -> MySqlPool {
     .execute(&pool)
     .await
     .unwrap();
+    // The newest product sells in three sizes, each with its own stock.
+    sqlx::query(
+        "UPDATE variants SET options = '{\"size\":\"S\"}'
+         WHERE product_id = (SELECT MAX(id) FROM products)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    for size in ["M", "L"] {
+        sqlx::query(
+            "INSERT INTO variants (product_id, sku, options, price, stock)
+             SELECT id, CONCAT('P', id, '-', ?), CONCAT('{\"size\":\"', ?, '\"}'), price, 1000000000
+             FROM products WHERE id = (SELECT MAX(id) FROM products)",
+        )
+        .bind(size)
+        .bind(size)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
     let hash = platform::password::hash(PASSWORD.into()).await.unwrap();
     let user = sqlx::query(
         "INSERT INTO users (name, email, password_hash) VALUES ('Bench', 'bench@example.com', ?)",

@@ -1,19 +1,27 @@
 //! The flash sale: every buyer orders the same three products at the same moment, so every
 //! order queues on the same row locks, as on a shop's busiest minute. Its floor is a
 //! transaction that takes only those locks (one guarded stock update) and commits: no order
-//! can be placed faster than that.
+//! can be placed faster than that. The order floor adds the rows an order writes.
 
 use sqlx::MySqlPool;
 
 use crate::cpu::PerOp;
-use crate::warm::{Stats, measure};
+use crate::warm::{Stats, measure, next_buyer};
 
 /// CPU per order (or per floor transaction) in the flash sale.
 #[derive(Debug, Default)]
 pub struct Cpu {
     pub lock_floor: PerOp,
+    pub order_floor: PerOp,
     pub domain: PerOp,
     pub http: PerOp,
+}
+
+/// Statements the database runs per flash-sale order, measured at concurrency 1.
+#[derive(Debug, Default)]
+pub struct Statements {
+    pub order_floor: f64,
+    pub http: f64,
 }
 
 /// `n` transactions on `concurrency` connections, each taking one unit of every product's
@@ -39,4 +47,99 @@ pub async fn lock_floor(pool: &MySqlPool, products: &[u64], n: usize, concurrenc
         }
     })
     .await
+}
+
+/// The fair floor for a whole order: the rows a flash-sale order writes (the order, its
+/// history, its three lines in one insert, its event with a payload of an order's size) and
+/// the same guarded stock update, in as few statements as SQL allows, then the commit. What
+/// it leaves out is what an order must also do: lock and check its owner, read prices.
+/// The flash sale sends no idempotency key, so none is written here either.
+pub async fn order_floor(
+    pool: &MySqlPool,
+    products: &[u64],
+    buyers: &[u64],
+    n: usize,
+    concurrency: usize,
+) -> Stats {
+    let mut variants = sqlx::QueryBuilder::new("SELECT id FROM variants WHERE product_id IN (");
+    let mut ids = variants.separated(", ");
+    for id in products {
+        ids.push_bind(*id);
+    }
+    variants.push(") ORDER BY id");
+    let variants: Vec<u64> = variants.build_query_scalar().fetch_all(pool).await.unwrap();
+    let payload: String = format!("{{\"order\":\"{}\"}}", "x".repeat(700));
+    let (pool, buyers) = (pool.clone(), buyers.to_vec());
+    measure(n, concurrency, move || {
+        let (pool, variants, buyers, payload) = (
+            pool.clone(),
+            variants.clone(),
+            buyers.clone(),
+            payload.clone(),
+        );
+        async move {
+            let buyer = buyers[next_buyer() % buyers.len()];
+            let mut tx = pool.begin().await.unwrap();
+            let order = sqlx::query(
+                "INSERT INTO orders (user_id, status, subtotal, total, expires_at, created_at, \
+                 updated_at) VALUES (?, 'pending', 3, 3, UTC_TIMESTAMP(6) + INTERVAL 30 MINUTE, \
+                 UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
+            )
+            .bind(buyer)
+            .execute(&mut *tx)
+            .await
+            .unwrap()
+            .last_insert_id();
+            sqlx::query(
+                "INSERT INTO order_status_history (order_id, status, actor, entered_at) \
+                 VALUES (?, 'pending', 'customer', UTC_TIMESTAMP(6))",
+            )
+            .bind(order)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+            let mut lines = sqlx::QueryBuilder::new(
+                "INSERT INTO order_items (order_id, variant_id, product_name, sku, options, \
+                 unit_price, quantity, line_total) ",
+            );
+            lines.push_values(&variants, |mut row, variant| {
+                row.push_bind(order)
+                    .push_bind(*variant)
+                    .push_bind("Benchmark product")
+                    .push_bind(format!("SKU-{variant}"))
+                    .push_bind("{}")
+                    .push_bind(1)
+                    .push_bind(1)
+                    .push_bind(1);
+            });
+            lines.build().execute(&mut *tx).await.unwrap();
+            sqlx::query("INSERT INTO events (type, data, order_id) VALUES ('order.created', ?, ?)")
+                .bind(&payload)
+                .bind(order)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            let mut update =
+                sqlx::QueryBuilder::new("UPDATE variants SET stock = stock - 1 WHERE id IN (");
+            let mut ids = update.separated(", ");
+            for id in &variants {
+                ids.push_bind(*id);
+            }
+            update.push(") AND stock >= 1");
+            let taken = update.build().execute(&mut *tx).await.unwrap();
+            assert_eq!(taken.rows_affected(), variants.len() as u64);
+            tx.commit().await.unwrap();
+        }
+    })
+    .await
+}
+
+/// Statements the database server has run so far, all sessions (`Questions`): read before
+/// and after a run, the difference over the run's calls is what each call costs it.
+pub async fn statements_so_far(pool: &MySqlPool) -> u64 {
+    let (_, value): (String, String) = sqlx::query_as("SHOW GLOBAL STATUS LIKE 'Questions'")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    value.parse().unwrap()
 }

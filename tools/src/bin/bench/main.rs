@@ -10,6 +10,7 @@
 //!
 //! Writes the table to BENCHMARKS.md.
 
+mod bill;
 mod cold;
 mod cpu;
 mod external;
@@ -105,11 +106,22 @@ async fn main() {
     let mut rows = Vec::new();
     let mut requests = 0usize;
     let mut flash_cpu = flash::Cpu::default();
+    // Server CPU and wall time per request at concurrency 1, by scenario, for the bill.
+    let mut alone: Vec<(&'static str, std::time::Duration, std::time::Duration)> = Vec::new();
+    let mut statements = flash::Statements::default();
     for scenario in scenarios(&fixture) {
-        for concurrency in [1usize, 16] {
+        // Reads are quick and noisy on shared cores: three runs each, the report takes the
+        // median ratio.
+        let repeats = if scenario.method == "GET" { 3 } else { 1 };
+        for (concurrency, _) in [1usize, 16]
+            .into_iter()
+            .flat_map(|c| (0..repeats).map(move |r| (c, r)))
+        {
             let n = scenario.requests * if concurrency == 1 { 1 } else { 4 };
+            let server_cpu = cpu::Meter::start(serve.id());
+            let asked = flash::statements_so_far(&pool).await;
             // Each flash-sale order is placed by the next buyer; everything else by one user.
-            let tokens = if scenario.name == warm::FLASH_SALE {
+            let tokens = if warm::is_sale(scenario.name) {
                 buyer_tokens.clone()
             } else {
                 std::sync::Arc::new(vec![token.clone()])
@@ -145,6 +157,15 @@ async fn main() {
                 .await
             };
             requests += n + n / 10;
+            if concurrency == 1 {
+                let per_request = server_cpu.per_op(warm::runs(n) as f64).worker;
+                let cpu = std::time::Duration::from_secs_f64(per_request.unwrap_or(0.0) / 1e6);
+                alone.push((scenario.name, http.p50, cpu));
+                if scenario.name == warm::FLASH_SALE {
+                    let asked = flash::statements_so_far(&pool).await - asked - 1;
+                    statements.http = asked as f64 / warm::runs(n) as f64;
+                }
+            }
             let meter = cpu::Meter::start(std::process::id());
             let floor = {
                 let (state, fixture, name) = (state.clone(), fixture.clone(), scenario.name);
@@ -169,6 +190,14 @@ async fn main() {
     let meter = cpu::Meter::start(std::process::id());
     let lock_floor = flash::lock_floor(&state.pool, &fixture.product_ids, 1200, 16).await;
     flash_cpu.lock_floor = meter.per_op(warm::runs(1200) as f64);
+    let (buyers, products) = (&fixture.buyer_ids, &fixture.product_ids);
+    let asked = flash::statements_so_far(&pool).await;
+    flash::order_floor(&state.pool, products, buyers, 200, 1).await;
+    statements.order_floor =
+        (flash::statements_so_far(&pool).await - asked - 1) as f64 / warm::runs(200) as f64;
+    let meter = cpu::Meter::start(std::process::id());
+    let order_floor = flash::order_floor(&state.pool, products, buyers, 1200, 16).await;
+    flash_cpu.order_floor = meter.per_op(warm::runs(1200) as f64);
     let external = if external::available() {
         external::pin_server(serve.id(), true);
         let work = std::env::temp_dir();
@@ -248,10 +277,13 @@ async fn main() {
     let cold = cold_starts(&bin_dir, &url, &fixture, &token, &admin_token).await;
     let db_round_trip = fresh_connection_round_trip(&url).await;
     let sizes = bootstrap_sizes();
+    let bill = bill::render(&bill_routes(&alone, &cold));
 
     let report = render(
         &rows,
         &lock_floor,
+        &order_floor,
+        &statements,
         &flash_cpu,
         &external,
         &cold,
@@ -259,9 +291,46 @@ async fn main() {
         &sizes,
         rss_kib,
         requests,
+        &bill,
     );
     println!("{report}");
     std::fs::write(workspace_root().join("BENCHMARKS.md"), report).expect("write BENCHMARKS.md");
+}
+
+/// Each measured route with its function's cold start (the median of a scenario's runs at
+/// concurrency 1), and the bare `lambda_http` function: the least any Lambda request bills.
+fn bill_routes(
+    alone: &[(&'static str, std::time::Duration, std::time::Duration)],
+    cold: &[cold::Cold],
+) -> Vec<bill::Route> {
+    let cold_of = |name: &str| {
+        cold.iter()
+            .find(|c| c.name == name)
+            .map_or(std::time::Duration::ZERO, |c| c.median)
+    };
+    let mut names: Vec<&str> = alone.iter().map(|(name, ..)| *name).collect();
+    names.dedup();
+    let mut routes: Vec<bill::Route> = names
+        .into_iter()
+        .map(|name| {
+            let mut runs: Vec<_> = alone.iter().filter(|(n, ..)| *n == name).collect();
+            runs.sort_by_key(|(_, warm, _)| *warm);
+            let (_, warm, cpu) = runs[runs.len() / 2];
+            bill::Route {
+                name: name.to_string(),
+                warm: *warm,
+                cpu: *cpu,
+                cold: cold_of(warm::function_of(name)),
+            }
+        })
+        .collect();
+    routes.push(bill::Route {
+        name: "bare lambda_http (the floor)".into(),
+        warm: std::time::Duration::ZERO,
+        cpu: std::time::Duration::ZERO,
+        cold: cold_of("bare-lambda"),
+    });
+    routes
 }
 
 fn free_port() -> u16 {

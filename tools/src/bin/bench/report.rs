@@ -7,7 +7,7 @@ use crate::cold::{Cold, INVOCATIONS_FOR_RSS};
 use crate::cpu::PerOp;
 use crate::external::{CONNECTIONS, Wrk};
 use crate::flash;
-use crate::warm::{FLASH_SALE, Row, Stats};
+use crate::warm::{FLASH_SALE, FLASH_SALE_SIZES, Row, Stats};
 
 fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1000.0)
@@ -17,6 +17,8 @@ fn ms(d: Duration) -> String {
 pub fn render(
     rows: &[Row],
     lock_floor: &Stats,
+    order_floor: &Stats,
+    statements: &flash::Statements,
     flash_cpu: &flash::Cpu,
     external: &[(&str, Wrk)],
     cold: &[Cold],
@@ -24,6 +26,7 @@ pub fn render(
     sizes: &[(String, Option<u64>)],
     rss_kib: Option<u64>,
     requests: usize,
+    bill: &str,
 ) -> String {
     let mut out = String::new();
     let machine = machine_description();
@@ -34,11 +37,34 @@ pub fn render(
     out.push_str("## Warm requests: HTTP beside the floor (same SQL through sqlx, no HTTP)\n\n");
     out.push_str("| scenario | conc. | HTTP p50 ms | HTTP p99 ms | HTTP req/s | floor p50 ms | floor p99 ms | floor req/s | HTTP/floor throughput |\n");
     out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    let ratio = |row: &Row| row.http.per_second / row.floor.per_second;
+    // A scenario run several times shows its median run, by ratio, and every run's ratio.
     let mut by_name: HashMap<(&str, usize), &Row> = HashMap::new();
+    let mut runs: HashMap<(&str, usize), Vec<&Row>> = HashMap::new();
+    let mut order: Vec<(&str, usize)> = Vec::new();
     for row in rows {
-        by_name.insert((row.name, row.concurrency), row);
+        let key = (row.name, row.concurrency);
+        if !runs.contains_key(&key) {
+            order.push(key);
+        }
+        runs.entry(key).or_default().push(row);
+    }
+    for key in order {
+        let mut these = runs[&key].clone();
+        these.sort_by(|a, b| ratio(a).total_cmp(&ratio(b)));
+        let row = these[these.len() / 2];
+        by_name.insert(key, row);
+        let all = if these.len() > 1 {
+            let each: Vec<String> = runs[&key]
+                .iter()
+                .map(|r| format!("{:.2}", ratio(r)))
+                .collect();
+            format!(" (median of {})", each.join(", "))
+        } else {
+            String::new()
+        };
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {:.0} | {} | {} | {:.0} | {:.2} |\n",
+            "| {} | {} | {} | {} | {:.0} | {} | {} | {:.0} | {:.2}{all} |\n",
             row.name,
             row.concurrency,
             ms(row.http.p50),
@@ -47,10 +73,10 @@ pub fn render(
             ms(row.floor.p50),
             ms(row.floor.p99),
             row.floor.per_second,
-            row.http.per_second / row.floor.per_second
+            ratio(row)
         ));
     }
-    out.push_str("\nTarget: HTTP/floor throughput ≥ 0.75 at concurrency 16.\n\n");
+    out.push_str("\nReads run three times each; the ratio shown is the median run's. Target: HTTP/floor throughput ≥ 0.8 at concurrency 16.\n\n");
     if let (Some(first), Some(deep)) = (
         by_name.get(&("GET /products?limit=20", 16)),
         by_name.get(&("GET /products (page 100k deep)", 16)),
@@ -62,15 +88,16 @@ pub fn render(
     }
     if let Some(sale) = by_name.get(&(FLASH_SALE, 16)) {
         out.push_str("## Flash sale: 16 buyers, every order for the same 3 products\n\n");
-        out.push_str("Every order queues on the same three row locks. The floor takes only those locks (one guarded stock update of the three rows) and commits: no order can be placed faster.\n\n");
-        out.push_str("| | p50 ms | p99 ms | req/s | vs lock floor |\n|---|---:|---:|---:|---:|\n");
-        let floor = lock_floor.per_second;
+        out.push_str("Every order queues on the same three row locks. The lock floor takes only those locks (one guarded stock update of the three rows) and commits. The order floor writes the rows an order writes (the order, its history, its three lines in one insert, its event) and takes the same update, in the fewest statements SQL allows: the fair floor for a whole order.\n\n");
+        out.push_str("| | p50 ms | p99 ms | req/s | vs lock floor | vs order floor |\n|---|---:|---:|---:|---:|---:|\n");
+        let (floor, fair) = (lock_floor.per_second, order_floor.per_second);
         let mut line = |what: &str, p50: Duration, p99: Duration, per_second: f64| {
             out.push_str(&format!(
-                "| {what} | {} | {} | {per_second:.0} | {:.2} |\n",
+                "| {what} | {} | {} | {per_second:.0} | {:.2} | {:.2} |\n",
                 ms(p50),
                 ms(p99),
-                per_second / floor
+                per_second / floor,
+                per_second / fair
             ));
         };
         line(
@@ -78,6 +105,12 @@ pub fn render(
             lock_floor.p50,
             lock_floor.p99,
             floor,
+        );
+        line(
+            "order floor (the rows an order writes)",
+            order_floor.p50,
+            order_floor.p99,
+            fair,
         );
         line(
             "the whole order without HTTP (domain code)",
@@ -91,6 +124,14 @@ pub fn render(
             sale.http.p99,
             sale.http.per_second,
         );
+        if let Some(sizes) = by_name.get(&(FLASH_SALE_SIZES, 16)) {
+            line(
+                "POST /orders by variant: 3 sizes of one product (in-process client)",
+                sizes.http.p50,
+                sizes.http.p99,
+                sizes.http.per_second,
+            );
+        }
         if let Some((_, wrk)) = external.iter().find(|(name, _)| *name == FLASH_SALE) {
             line(
                 "POST /orders over HTTP (wrk)",
@@ -99,12 +140,17 @@ pub fn render(
                 wrk.per_second,
             );
         }
-        out.push_str("\nTarget: POST /orders ≥ 0.8× the lock floor.\n\n");
+        out.push_str("\nTarget: POST /orders ≥ 0.8× the order floor; by variant, no slower than by product.\n\n");
+        out.push_str(&format!(
+            "Statements per order, counted by the server (`Questions`) at concurrency 1: order floor {:.1}, POST /orders {:.1}; before this release's changes, 12 (a token check and a pending-order count of their own, and the stock's levels read in a round trip of their own after the update).\n\n",
+            statements.order_floor, statements.http
+        ));
         out.push_str("CPU per order: the database server's, and the client's (the bench process for the floors; the `serve` process over HTTP with wrk).\n\n");
         out.push_str("| | database CPU µs | client CPU µs | total µs |\n|---|---:|---:|---:|\n");
         let us = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.0}"));
         for (what, cpu) in [
             ("lock floor", flash_cpu.lock_floor),
+            ("order floor", flash_cpu.order_floor),
             ("the whole order without HTTP", flash_cpu.domain),
             ("POST /orders over HTTP (wrk)", flash_cpu.http),
         ] {
@@ -126,7 +172,7 @@ pub fn render(
         out.push_str("| scenario | p50 ms | p99 ms | req/s | floor req/s (conc. 16) | wrk/floor |\n|---|---:|---:|---:|---:|---:|\n");
         for (name, wrk) in external {
             let floor = if *name == FLASH_SALE {
-                lock_floor.per_second
+                order_floor.per_second
             } else {
                 by_name
                     .get(&(*name, 16))
@@ -140,8 +186,9 @@ pub fn render(
                 wrk.per_second / floor
             ));
         }
-        out.push_str("\nThe floor is the in-process one above (the same SQL through sqlx; for the flash sale, the lock floor). Target: ≥ 0.8.\n\n");
+        out.push_str("\nThe floor is the in-process one above (the same SQL through sqlx; for the flash sale, the order floor). Target: ≥ 0.8.\n\n");
     }
+    out.push_str(bill);
     out.push_str("## Cold start: process start to first response through a loopback runtime API (median of 5)\n\n");
     out.push_str(&format!(
         "One fresh database connection + query: {} ms.\n\n",

@@ -15,6 +15,13 @@ pub const BY_ID: &str = "GET /products/{id}";
 pub const FIRST_PAGE: &str = "GET /products?limit=20";
 /// Every order for the same three products: the busiest moment of a shop.
 pub const FLASH_SALE: &str = "POST /orders (flash sale: same 3 products)";
+/// The same sale by variant: three sizes of one product.
+pub const FLASH_SALE_SIZES: &str = "POST /orders (flash sale: 3 sizes of one product)";
+
+/// Whether a scenario is a sale, whose orders are placed by the buyers in turn.
+pub fn is_sale(scenario: &str) -> bool {
+    scenario == FLASH_SALE || scenario == FLASH_SALE_SIZES
+}
 
 #[derive(Clone)]
 pub struct Scenario {
@@ -66,6 +73,16 @@ pub fn scenarios(f: &Fixture) -> Vec<Scenario> {
             requests: 300,
         },
         Scenario {
+            name: FLASH_SALE_SIZES,
+            method: "POST",
+            path: "/orders".into(),
+            body: Some(json!({"items": f.size_ids.iter()
+                .map(|id| json!({"variant_id": id, "quantity": 1}))
+                .collect::<Vec<_>>()})),
+            status: 201,
+            requests: 300,
+        },
+        Scenario {
             name: "POST /users/login",
             method: "POST",
             path: "/users/login".into(),
@@ -74,6 +91,15 @@ pub fn scenarios(f: &Fixture) -> Vec<Scenario> {
             requests: 40,
         },
     ]
+}
+
+/// The function that serves a scenario's route.
+pub fn function_of(scenario: &str) -> &'static str {
+    match scenario {
+        FLASH_SALE | FLASH_SALE_SIZES => "orders",
+        "POST /users/login" => "users",
+        _ => "products",
+    }
 }
 
 /// The same work as a scenario, straight through the domain functions and sqlx.
@@ -93,14 +119,20 @@ pub async fn floor(state: AppState, f: Fixture, scenario: &'static str) {
             };
             list(&state.pool, &query).await.unwrap();
         }
-        FLASH_SALE => {
-            let lines: Vec<domain::orders::WantedLine> = f
-                .product_ids
-                .iter()
+        FLASH_SALE | FLASH_SALE_SIZES => {
+            let items: Vec<domain::orders::Item> = if scenario == FLASH_SALE {
+                let products = f.product_ids.iter();
+                products
+                    .map(|id| domain::orders::Item::Product(*id))
+                    .collect()
+            } else {
+                let sizes = f.size_ids.iter();
+                sizes.map(|id| domain::orders::Item::Variant(*id)).collect()
+            };
+            let lines: Vec<domain::orders::WantedLine> = items
+                .into_iter()
                 .enumerate()
-                .map(|(i, id)| {
-                    domain::orders::WantedLine::new(domain::orders::Item::Product(*id), 1, i)
-                })
+                .map(|(i, item)| domain::orders::WantedLine::new(item, 1, i))
                 .collect();
             let buyer = domain::orders::Buyer::Own(domain::caller::Claimed {
                 id: f.buyer_ids[next_buyer() % f.buyer_ids.len()],
