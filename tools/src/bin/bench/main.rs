@@ -16,6 +16,7 @@ mod cpu;
 mod external;
 mod fixture;
 mod flash;
+mod ping;
 mod report;
 mod warm;
 
@@ -198,6 +199,7 @@ async fn main() {
     let meter = cpu::Meter::start(std::process::id());
     let order_floor = flash::order_floor(&state.pool, products, buyers, 1200, 16).await;
     flash_cpu.order_floor = meter.per_op(warm::runs(1200) as f64);
+    let release = ping::release_cost(&url, &state.pool, fixture.product_ids[0], 2000).await;
     let external = if external::available() {
         external::pin_server(serve.id(), true);
         let work = std::env::temp_dir();
@@ -277,7 +279,7 @@ async fn main() {
     let cold = cold_starts(&bin_dir, &url, &fixture, &token, &admin_token).await;
     let db_round_trip = fresh_connection_round_trip(&url).await;
     let sizes = bootstrap_sizes();
-    let bill = bill::render(&bill_routes(&alone, &cold));
+    let bill = bill::render(&bill_routes(&alone, &cold)) + &ping::render(&release);
 
     let report = render(
         &rows,
