@@ -4,8 +4,11 @@
 use axum::Router;
 use web::state::AppState;
 
+/// A function's routes, as its crate gives them.
+pub type Routes = fn() -> Router<AppState>;
+
 /// Every function that serves HTTP routes, by crate name, with its routes.
-pub const FUNCTIONS: &[(&str, fn() -> Router<AppState>)] = &[
+pub const FUNCTIONS: &[(&str, Routes)] = &[
     ("cart", cart::routes),
     ("categories", categories::routes),
     ("discounts", discounts::routes),

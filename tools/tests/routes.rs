@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use serde_json::Value;
 use sqlx::mysql::MySqlPoolOptions;
-use tools::functions::FUNCTIONS;
+use tools::functions::{FUNCTIONS, Routes};
 use tower::ServiceExt;
 
 /// Every path of the contract: the function openapi.json gives it, and its methods.
@@ -59,7 +59,7 @@ fn concrete(template: &str) -> String {
 }
 
 /// A function's router as its Lambda completes it, over a pool that never connects.
-fn router(routes: fn() -> Router<web::state::AppState>) -> Router {
+fn router(routes: Routes) -> Router {
     let pool = MySqlPoolOptions::new()
         .connect_lazy("mysql://nobody@127.0.0.1:9/none")
         .unwrap();
