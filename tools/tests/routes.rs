@@ -132,8 +132,8 @@ async fn each_function_serves_exactly_its_paths_and_methods_in_openapi() {
     );
 }
 
-/// The paths each function's source routes (the literal of every `.route("...", ...)`):
-/// a path the contract does not list is served by no function above, so only the source
+/// The paths each function's source routes (the literal of every `.route("...", ...)`): a
+/// path in code but not in the contract is never requested above, so only the source
 /// shows it.
 #[test]
 fn every_path_in_a_functions_source_is_in_openapi_for_that_function() {
