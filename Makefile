@@ -33,10 +33,12 @@ export SQLX_OFFLINE := true
 export DB_SERVER
 
 STACK ?= shop-api
-# The crates deployed as Lambda functions (template.yaml), migrate included.
-FUNCTIONS := products categories users cart orders payments reviews discounts events docs migrate sweep webhook-relay webhook-delivery
+# The crates deployed as Lambda functions (every crate under functions/, migrate included),
+# and those of them that serve the API's routes (openapi.json's x-function).
+FUNCTIONS = $(shell .ci/routes functions)
+HTTP_FUNCTIONS = $(shell .ci/routes functions --http)
 
-.PHONY: help run serve db reset test test-deployed lint sqlx-check admin prepare bench template-check package deploy deployed-admin
+.PHONY: help run serve db reset test test-deployed lint sqlx-check admin prepare bench template-check routes routes-recipe package deploy deployed-admin
 help:
 	@echo "make run    - serve the whole API on http://$(HOST):$(PORT) (database, migrations, sample data; first build: minutes)"
 	@echo "make test   - formatting, lints, query data, and every test against a real MariaDB"
@@ -47,6 +49,7 @@ help:
 	@echo "make bench  - latency, throughput, cold start, size and memory beside their floors (BENCHMARKS.md)"
 	@echo "make admin EMAIL=... PASSWORD=... - create (or promote) an admin in DATABASE_URL"
 	@echo "make prepare - refresh the committed .sqlx query data after changing a query"
+	@echo "make routes - after editing openapi.json's routes or adding a function: write the router table, serve's functions and tools' dependencies"
 	@echo "Settings: PORT=$(PORT) SERVE_PORT=$(SERVE_PORT) HOST=$(HOST) ORDER_HOLD_SECONDS=$(ORDER_HOLD_SECONDS) MAX_PENDING_ORDERS=$(MAX_PENDING_ORDERS) SWEEP_EVERY_SECONDS=$(SWEEP_EVERY_SECONDS) CONCURRENCY=$(CONCURRENCY)"
 
 ## The local commands run .ci/local-api, which says what it does step by step. Their settings
@@ -88,7 +91,7 @@ serve:
 bench:
 	@.ci/ensure-db
 	@.ci/ensure-tools wrk
-	cargo build --release -p tools -p products -p categories -p users -p cart -p orders -p payments -p reviews -p discounts -p events -p docs --bins
+	cargo build --release -p tools $(addprefix -p ,$(HTTP_FUNCTIONS)) --bins
 	cargo run --release -q -p tools --bin bench
 
 admin:
@@ -121,6 +124,7 @@ test:
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory sqlx-check
 	$(MAKE) --no-print-directory template-check
+	$(MAKE) --no-print-directory routes-recipe
 	DATABASE_URL=$(TEST_DATABASE_URL) .ci/with-moto .ci/with-tls-db cargo test --workspace --all-features --no-fail-fast
 	cargo build -q -p tools --bin serve
 	DATABASE_SERVER=$(DB_SERVER) SERVE_BIN=$${CARGO_TARGET_DIR:-target}/debug/serve .ci/schemathesis
@@ -134,16 +138,29 @@ test:
 test-deployed:
 	DB_SERVER=$(DB_SERVER) .ci/test-deployed
 
-## The SAM template: SAM's own checks, cfn-lint, the same routes in template.yaml, the
-## contract, Cargo.toml's watch router and every function's router, and the production
+## The SAM template: SAM's own checks, cfn-lint, the routes (template.yaml's HttpApi events
+## are openapi.json's, every crate under functions/ has its function, and what `make routes`
+## writes is current; the check also proves it catches each drift), and the production
 ## pieces (concurrency, alarms, canaries, database user, TLS, throttles) on the translated
 ## template.
 template-check:
 	@.ci/ensure-tools sam
 	SAM_CLI_TELEMETRY=0 sam validate --lint
 	cfn-lint template.yaml
-	.ci/check-routes
+	.ci/routes check --self-test
+	.ci/routes check
 	python3 -m pytest -q -p no:cacheprovider .ci/test_template.py
+
+## The one route table is openapi.json (each path's x-function): this writes the places that
+## repeat it (Cargo.toml's watch router, tools/src/functions.rs, tools/Cargo.toml).
+routes:
+	.ci/routes write
+
+## The README's recipe for adding a function, followed in a scratch copy: a dummy function
+## added by touching only the files it names must pass the route check, lint and the
+## routes test.
+routes-recipe:
+	.ci/routes-recipe
 
 ## Release arm64 bootstraps, built the way `sam build` builds them, and their sizes.
 package:

@@ -7,18 +7,14 @@ use axum::Router;
 use tokio::net::TcpListener;
 use web::state::AppState;
 
+use crate::functions::FUNCTIONS;
+
 pub fn router(state: AppState) -> Router {
-    let routes = Router::new()
-        .merge(products::routes())
-        .merge(categories::routes())
-        .merge(users::routes())
-        .merge(cart::routes())
-        .merge(orders::routes())
-        .merge(payments::routes())
-        .merge(reviews::routes())
-        .merge(discounts::routes())
-        .merge(events::routes())
-        .merge(docs::routes());
+    let routes = FUNCTIONS
+        .iter()
+        .fold(Router::new(), |routes, (_, function)| {
+            routes.merge(function())
+        });
     web::router::finish(routes, state)
 }
 
