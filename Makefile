@@ -38,7 +38,7 @@ STACK ?= shop-api
 FUNCTIONS = $(shell .ci/routes functions)
 HTTP_FUNCTIONS = $(shell .ci/routes functions --http)
 
-.PHONY: help run serve db reset test test-deployed lint sqlx-check admin prepare bench template-check routes routes-recipe package deploy deployed-admin
+.PHONY: help run serve db reset test test-deployed lint sqlx-check admin prepare bench template-check routes routes-recipe package bench-profiles deploy deployed-admin
 help:
 	@echo "make run    - serve the whole API on http://$(HOST):$(PORT) (database, migrations, sample data; first build: minutes)"
 	@echo "make test   - formatting, lints, query data, and every test against a real MariaDB"
@@ -47,6 +47,7 @@ help:
 	@echo "make db     - only the local database: created, migrated, sample data and the local admin"
 	@echo "make test-deployed - sam build + sam deploy of template.yaml to a local AWS emulator, tested through its API Gateway"
 	@echo "make bench  - latency, throughput, cold start, size and memory beside their floors (BENCHMARKS.md)"
+	@echo "make bench-profiles - the release profile chosen by CPU per request: each candidate built and measured (about an hour)"
 	@echo "make admin EMAIL=... PASSWORD=... - create (or promote) an admin in DATABASE_URL"
 	@echo "make prepare - refresh the committed .sqlx query data after changing a query"
 	@echo "make routes - after editing openapi.json's routes or adding a function: write the router table, serve's functions and tools' dependencies"
@@ -93,6 +94,12 @@ bench:
 	@.ci/ensure-tools wrk
 	cargo build --release -p tools $(addprefix -p ,$(HTTP_FUNCTIONS)) --bins
 	cargo run --release -q -p tools --bin bench
+
+## The release profile by measurement: serve and two functions built with each candidate
+## profile, measured side by side; writes its table into BENCHMARKS.md (about an hour).
+bench-profiles:
+	@.ci/ensure-db
+	.ci/bench-profiles
 
 admin:
 	@test -n "$(EMAIL)" -a -n "$(PASSWORD)" || { echo "usage: make admin EMAIL=you@example.com PASSWORD=..."; exit 2; }

@@ -23,13 +23,14 @@ pub struct Cold {
 
 pub const INVOCATIONS_FOR_RSS: usize = 10_000;
 
-/// Each function from process start to first response, through a loopback runtime API.
+/// Each function from process start to first response, through a loopback runtime API:
+/// those of `only` when given, else every one found in `bin_dir`.
 pub async fn cold_starts(
     bin_dir: &Path,
     url: &str,
     f: &Fixture,
-    token: &str,
-    admin_token: &str,
+    (token, admin_token): (&str, &str),
+    only: Option<&[&str]>,
 ) -> Vec<Cold> {
     let requests = [
         ("bare-lambda", "GET", "/".to_string()),
@@ -55,7 +56,7 @@ pub async fn cold_starts(
     let mut out = Vec::new();
     for (name, method, path) in requests {
         let binary = bin_dir.join(name);
-        if !binary.exists() {
+        if !binary.exists() || only.is_some_and(|only| !only.contains(&name)) {
             continue;
         }
         let admin_only = matches!(name, "discounts" | "events");

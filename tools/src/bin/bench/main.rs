@@ -17,6 +17,7 @@ mod external;
 mod fixture;
 mod flash;
 mod ping;
+mod profiles;
 mod report;
 mod warm;
 
@@ -60,6 +61,27 @@ async fn main() {
     eprintln!("preparing {PRODUCTS} products in {url} ...");
     let pool = prepare_database(&url).await;
     let fixture = Fixture::load(&pool).await;
+    let state = bench_state(&url);
+    let mut buyer_tokens = Vec::new();
+    for id in &fixture.buyer_ids {
+        buyer_tokens.push(customer_token(&state, *id).await);
+    }
+    let buyer_tokens = std::sync::Arc::new(buyer_tokens);
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "--profiles") {
+        let candidates = profiles::parse(&args[1..]);
+        let token = customer_token(&state, fixture.user_id).await;
+        let section =
+            profiles::run(&candidates, &client, &url, &fixture, &token, buyer_tokens).await;
+        println!("{section}");
+        let path = workspace_root().join("BENCHMARKS.md");
+        let existing = std::fs::read_to_string(&path).unwrap_or_default();
+        std::fs::write(&path, profiles::with_section(&existing, &section))
+            .expect("write BENCHMARKS.md");
+        return;
+    }
 
     let port = free_port();
     let mut serve = Command::new(bin_dir.join("serve"))
@@ -74,10 +96,8 @@ async fn main() {
         .spawn()
         .expect("start target/release/serve (built by make bench)");
     let base = format!("http://127.0.0.1:{port}");
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
     wait_until_up(&client, &base).await;
 
-    let state = bench_state(&url);
     let login = json!({"email": fixture.email, "password": PASSWORD});
     let logged_in = call(
         &client,
@@ -92,17 +112,6 @@ async fn main() {
         .as_str()
         .unwrap()
         .to_string();
-
-    let mut buyer_tokens = Vec::new();
-    for id in &fixture.buyer_ids {
-        let buyer = domain::users::Account {
-            id: *id,
-            role: domain::role::Role::Customer,
-            token_version: 0,
-        };
-        buyer_tokens.push(state.tokens.issue(&buyer).await.unwrap().token);
-    }
-    let buyer_tokens = std::sync::Arc::new(buyer_tokens);
 
     let mut rows = Vec::new();
     let mut requests = 0usize;
@@ -276,7 +285,7 @@ async fn main() {
         .await
         .unwrap();
     let admin_token = state.tokens.issue(&admin).await.unwrap().token;
-    let cold = cold_starts(&bin_dir, &url, &fixture, &token, &admin_token).await;
+    let cold = cold_starts(&bin_dir, &url, &fixture, (&token, &admin_token), None).await;
     let db_round_trip = fresh_connection_round_trip(&url).await;
     let sizes = bootstrap_sizes();
     let bill = bill::render(&bill_routes(&alone, &cold)) + &ping::render(&release);
@@ -296,7 +305,22 @@ async fn main() {
         &bill,
     );
     println!("{report}");
-    std::fs::write(workspace_root().join("BENCHMARKS.md"), report).expect("write BENCHMARKS.md");
+    // The release profile table comes from its own run (make bench-profiles): kept.
+    let path = workspace_root().join("BENCHMARKS.md");
+    let kept = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|existing| profiles::kept_section(&existing))
+        .map_or(String::new(), |section| format!("\n{section}"));
+    std::fs::write(&path, report + &kept).expect("write BENCHMARKS.md");
+}
+
+async fn customer_token(state: &web::state::AppState, id: u64) -> String {
+    let account = domain::users::Account {
+        id,
+        role: domain::role::Role::Customer,
+        token_version: 0,
+    };
+    state.tokens.issue(&account).await.unwrap().token
 }
 
 /// Each measured route with its function's cold start (the median of a scenario's runs at

@@ -1,0 +1,252 @@
+//! `make bench-profiles`: the release profile chosen by what a request costs.
+//!
+//! `.ci/bench-profiles` builds `serve`, the products and orders functions and the bare
+//! `lambda_http` binary once per candidate profile, each into its own directory. This runs
+//! every candidate's `serve` side by side, measuring them in turns (three rounds, the
+//! median kept) so that the machine's drift touches each alike, then their cold starts, and
+//! writes the table into BENCHMARKS.md between the markers below; `make bench` keeps it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::fixture::Fixture;
+use crate::warm::{self, call, measure, wait_until_up};
+use crate::{HttpClient, JWT_SECRET, MAX_PENDING_ORDERS, WEBHOOK_KEY, bill, cold, cpu};
+
+pub const BEGIN: &str = "<!-- BEGIN release profiles (make bench-profiles) -->";
+pub const END: &str = "<!-- END release profiles -->";
+const ROUNDS: usize = 3;
+/// The scenarios whose server CPU decides: one read by key, one list, one order.
+const SCENARIOS: [&str; 3] = [warm::BY_ID, warm::FIRST_PAGE, warm::FLASH_SALE];
+/// The memory size the table prices, the smallest: where CPU weighs most.
+const PRICED_MB: u32 = 128;
+
+pub struct Candidate {
+    pub name: String,
+    pub dir: PathBuf,
+}
+
+/// `name=dir` arguments, as `.ci/bench-profiles` passes them.
+pub fn parse(args: &[String]) -> Vec<Candidate> {
+    args.iter()
+        .map(|arg| {
+            let (name, dir) = arg.split_once('=').expect("candidates are name=dir");
+            Candidate {
+                name: name.to_string(),
+                dir: PathBuf::from(dir),
+            }
+        })
+        .collect()
+}
+
+struct Measured {
+    /// Server CPU per request and the client's wall time, median of the rounds, by scenario.
+    cpu: Vec<Duration>,
+    wall: Vec<Duration>,
+    cold: Duration,
+    bare_cold: Duration,
+    size: Option<u64>,
+}
+
+pub async fn run(
+    candidates: &[Candidate],
+    client: &HttpClient,
+    url: &str,
+    fixture: &Fixture,
+    token: &str,
+    buyer_tokens: Arc<Vec<String>>,
+) -> String {
+    let servers: Vec<(Child, String)> = candidates.iter().map(|c| start(&c.dir, url)).collect();
+    for (_, base) in &servers {
+        wait_until_up(client, base).await;
+    }
+    let all = warm::scenarios(fixture);
+    let picked: Vec<&warm::Scenario> = SCENARIOS
+        .iter()
+        .map(|name| all.iter().find(|s| s.name == *name).unwrap())
+        .collect();
+    // samples[candidate][scenario] = [(cpu, wall); ROUNDS]
+    let mut samples = vec![vec![Vec::new(); picked.len()]; candidates.len()];
+    for round in 0..ROUNDS {
+        eprintln!("profiles: round {} of {ROUNDS} ...", round + 1);
+        for (c, (server, base)) in servers.iter().enumerate() {
+            for (s, scenario) in picked.iter().enumerate() {
+                let n = if warm::is_sale(scenario.name) {
+                    300
+                } else {
+                    1000
+                };
+                let tokens = if warm::is_sale(scenario.name) {
+                    buyer_tokens.clone()
+                } else {
+                    Arc::new(vec![token.to_string()])
+                };
+                let meter = cpu::Meter::start(server.id());
+                let (client, base, scenario) = (client.clone(), base.clone(), (*scenario).clone());
+                let stats = measure(n, 1, move || {
+                    let (client, base, tokens, scenario) = (
+                        client.clone(),
+                        base.clone(),
+                        tokens.clone(),
+                        scenario.clone(),
+                    );
+                    async move {
+                        let token = &tokens[warm::next_buyer() % tokens.len()];
+                        call(
+                            &client,
+                            scenario.method,
+                            &format!("{base}{}", scenario.path),
+                            Some(token),
+                            scenario.body.as_ref(),
+                            scenario.status,
+                        )
+                        .await;
+                    }
+                })
+                .await;
+                let per_request = meter.per_op(warm::runs(n) as f64).worker.unwrap_or(0.0);
+                samples[c][s].push((Duration::from_secs_f64(per_request / 1e6), stats.p50));
+            }
+        }
+    }
+    for (mut server, _) in servers {
+        let _ = server.kill();
+        let _ = server.wait();
+    }
+
+    eprintln!("profiles: cold starts ...");
+    let mut measured = Vec::new();
+    for (c, candidate) in candidates.iter().enumerate() {
+        let median = |s: usize, pick: fn(&(Duration, Duration)) -> Duration| {
+            let mut v: Vec<Duration> = samples[c][s].iter().map(pick).collect();
+            v.sort();
+            v[v.len() / 2]
+        };
+        let colds = cold::cold_starts(
+            &candidate.dir,
+            url,
+            fixture,
+            (token, token),
+            Some(&["bare-lambda", "products", "orders"]),
+        )
+        .await;
+        let cold_of = |name: &str| {
+            colds
+                .iter()
+                .find(|c| c.name == name)
+                .map_or(Duration::ZERO, |c| c.median)
+        };
+        measured.push(Measured {
+            cpu: (0..picked.len()).map(|s| median(s, |x| x.0)).collect(),
+            wall: (0..picked.len()).map(|s| median(s, |x| x.1)).collect(),
+            cold: cold_of("products").max(cold_of("orders")),
+            bare_cold: cold_of("bare-lambda"),
+            size: std::fs::metadata(candidate.dir.join("products"))
+                .ok()
+                .map(|m| m.len()),
+        });
+    }
+    render(candidates, &measured)
+}
+
+/// The candidate's `serve` on a port of its own.
+fn start(dir: &Path, url: &str) -> (Child, String) {
+    let port = crate::free_port();
+    let child = Command::new(dir.join("serve"))
+        .env("DATABASE_URL", url)
+        .env("JWT_SECRET", JWT_SECRET)
+        .env("WEBHOOK_KEY", WEBHOOK_KEY)
+        .env("DB_MAX_CONNECTIONS", "16")
+        .env("MAX_PENDING_ORDERS", MAX_PENDING_ORDERS.to_string())
+        .env("PORT", port.to_string())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {}: {e}", dir.join("serve").display()));
+    (child, format!("http://127.0.0.1:{port}"))
+}
+
+/// The candidates' table and the one it chooses: the lowest server CPU over the three
+/// scenarios (the only part of a request's bill the profile changes: waiting on the
+/// database is the same whatever the code) among those whose cold start stays within twice
+/// the bare `lambda_http` binary's.
+fn render(candidates: &[Candidate], measured: &[Measured]) -> String {
+    let total = |m: &Measured| m.cpu.iter().sum::<Duration>();
+    let fits = |m: &Measured| m.cold <= m.bare_cold * 2;
+    let chosen = (0..candidates.len())
+        .filter(|&i| fits(&measured[i]))
+        .min_by_key(|&i| total(&measured[i]));
+    let mut out = format!("{BEGIN}\n## Release profile: chosen by CPU per request\n\n");
+    out.push_str(&format!(
+        "One run ({date}): each candidate's `serve` measured in turns with the others, \
+         {ROUNDS} rounds, the median kept; server CPU per request at concurrency 1 (what a \
+         Lambda instance bills, one request at a time). Cold start: the slower of the \
+         products and orders functions, process start to first response through the \
+         loopback runtime API, beside the same profile's bare `lambda_http` binary. Size: \
+         the products binary for this machine (x86_64; `make package` gives the arm64 \
+         bootstraps). Every candidate has `panic = \"unwind\"` and `codegen-units = 1`. \
+         $ per million: Lambda at {PRICED_MB} MB, arm64, from the flash sale's wall time \
+         and CPU (the bill's model below, without cold starts).\n\n",
+        date = chrono::Utc::now().format("%Y-%m-%d"),
+    ));
+    out.push_str("| profile |");
+    for s in SCENARIOS {
+        out.push_str(&format!(" {s}: CPU µs |"));
+    }
+    out.push_str(
+        " CPU µs, the three | cold start ms (bare) | size KiB | flash sale $ per million |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for (i, (candidate, m)) in candidates.iter().zip(measured).enumerate() {
+        let mark = if Some(i) == chosen { " **chosen**" } else { "" };
+        out.push_str(&format!("| {}{mark} |", candidate.name));
+        for cpu in &m.cpu {
+            out.push_str(&format!(" {:.0} |", cpu.as_secs_f64() * 1e6));
+        }
+        let route = bill::Route {
+            name: String::new(),
+            warm: m.wall[2],
+            cpu: m.cpu[2],
+            cold: Duration::ZERO,
+        };
+        out.push_str(&format!(
+            " {:.0} | {:.1} ({:.1}){} | {} | {:.2} |\n",
+            total(m).as_secs_f64() * 1e6,
+            m.cold.as_secs_f64() * 1e3,
+            m.bare_cold.as_secs_f64() * 1e3,
+            if fits(m) { "" } else { " over 2×" },
+            m.size.map_or("-".into(), |b| (b / 1024).to_string()),
+            bill::lambda_per_million(&route, PRICED_MB),
+        ));
+    }
+    out.push_str(&format!(
+        "\nChosen: {}. Cargo.toml's `[profile.release]` is set to it.\n{END}\n",
+        chosen.map_or(
+            "none (every candidate's cold start is over twice bare)",
+            |i| { candidates[i].name.as_str() }
+        )
+    ));
+    out
+}
+
+/// BENCHMARKS.md with its profile section replaced by `section` (added if it has none).
+pub fn with_section(existing: &str, section: &str) -> String {
+    match (existing.find(BEGIN), existing.find(END)) {
+        (Some(begin), Some(end)) => format!(
+            "{}{}{}",
+            &existing[..begin],
+            section.trim_end(),
+            &existing[end + END.len()..]
+        ),
+        _ => format!("{}\n{section}", existing.trim_end()),
+    }
+}
+
+/// The profile section of an earlier BENCHMARKS.md, for `make bench` to keep.
+pub fn kept_section(existing: &str) -> Option<String> {
+    let begin = existing.find(BEGIN)?;
+    let end = existing.find(END)? + END.len();
+    Some(format!("{}\n", &existing[begin..end]))
+}
