@@ -74,6 +74,21 @@ impl Fixture {
     }
 }
 
+/// The buyers' pending orders are made to have run out. A shop's customer holds a few
+/// pending orders at most (`MAX_PENDING_ORDERS`, 10 by default), each counted when they
+/// order again; the benchmark's buyers place thousands between them, so before each sale
+/// their earlier holds end, as they would in a shop, and each order counts what a
+/// customer's would.
+pub async fn holds_run_out(pool: &MySqlPool) {
+    sqlx::query(
+        "UPDATE orders SET expires_at = UTC_TIMESTAMP(6)
+         WHERE status = 'pending' AND expires_at > UTC_TIMESTAMP(6)",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
 pub fn bench_state(url: &str) -> AppState {
     let config = platform::config::Config {
         database: platform::config::DatabaseConfig {

@@ -73,8 +73,16 @@ async fn main() {
     if args.first().is_some_and(|a| a == "--profiles") {
         let candidates = profiles::parse(&args[1..]);
         let token = customer_token(&state, fixture.user_id).await;
-        let section =
-            profiles::run(&candidates, &client, &url, &fixture, &token, buyer_tokens).await;
+        let section = profiles::run(
+            &candidates,
+            &client,
+            &pool,
+            &url,
+            &fixture,
+            &token,
+            buyer_tokens,
+        )
+        .await;
         println!("{section}");
         let path = workspace_root().join("BENCHMARKS.md");
         let existing = std::fs::read_to_string(&path).unwrap_or_default();
@@ -128,6 +136,9 @@ async fn main() {
             .flat_map(|c| (0..repeats).map(move |r| (c, r)))
         {
             let n = scenario.requests * if concurrency == 1 { 1 } else { 4 };
+            if warm::is_sale(scenario.name) {
+                fixture::holds_run_out(&pool).await;
+            }
             let server_cpu = cpu::Meter::start(serve.id());
             let asked = flash::statements_so_far(&pool).await;
             // Each flash-sale order is placed by the next buyer; everything else by one user.
@@ -175,6 +186,9 @@ async fn main() {
                     let asked = flash::statements_so_far(&pool).await - asked - 1;
                     statements.http = asked as f64 / warm::runs(n) as f64;
                 }
+            }
+            if warm::is_sale(scenario.name) {
+                fixture::holds_run_out(&pool).await;
             }
             let meter = cpu::Meter::start(std::process::id());
             let floor = {
@@ -236,6 +250,7 @@ async fn main() {
                 ),
             ),
         ];
+        fixture::holds_run_out(&pool).await;
         let meter = cpu::Meter::start(serve.id());
         let sale = external::run(
             &work,

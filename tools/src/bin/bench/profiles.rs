@@ -53,6 +53,7 @@ struct Measured {
 pub async fn run(
     candidates: &[Candidate],
     client: &HttpClient,
+    pool: &sqlx::MySqlPool,
     url: &str,
     fixture: &Fixture,
     token: &str,
@@ -83,6 +84,9 @@ pub async fn run(
                 } else {
                     Arc::new(vec![token.to_string()])
                 };
+                if warm::is_sale(scenario.name) {
+                    crate::fixture::holds_run_out(pool).await;
+                }
                 let meter = cpu::Meter::start(server.id());
                 let (client, base, scenario) = (client.clone(), base.clone(), (*scenario).clone());
                 let stats = measure(n, 1, move || {
