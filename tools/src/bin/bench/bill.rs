@@ -44,6 +44,17 @@ pub fn lambda_per_million(route: &Route, memory_mb: u32) -> f64 {
     1e6 * gb_seconds * LAMBDA_ARM64_PER_GB_SECOND + LAMBDA_PER_MILLION_REQUESTS
 }
 
+/// The duration part of [`lambda_per_million`] before the per-request rounding to the
+/// millisecond, warm requests only: where profiles differ by tens of microseconds per
+/// request, the rounded bill hides what they change on average.
+pub fn duration_per_million_unrounded(route: &Route, memory_mb: u32) -> f64 {
+    let share = (f64::from(memory_mb) / FULL_VCPU_MB).min(1.0);
+    let cpu = route.cpu.as_secs_f64();
+    let waiting = (route.warm.as_secs_f64() - cpu).max(0.0);
+    let gb_seconds = (waiting + cpu / share) * f64::from(memory_mb) / 1024.0;
+    1e6 * gb_seconds * LAMBDA_ARM64_PER_GB_SECOND
+}
+
 pub fn render(routes: &[Route]) -> String {
     let mut out = String::from("## The bill: per million requests, arm64, us-east-1\n\n");
     out.push_str(&format!(
