@@ -307,7 +307,7 @@ def test_the_application_user_connects_only_from_the_functions_subnets(stack):
     address, mask = auto.split("/")
     allowed = ipaddress.ip_network(f"{address}/{mask}")
     subnets = [ipaddress.ip_network(template["Resources"][s]["Properties"]["CidrBlock"])
-               for s in ("PrivateSubnetA", "PrivateSubnetB")]
+               for s in ("PrivateSubnetA", "PrivateSubnetB", "EgressSubnetA", "EgressSubnetB")]
     assert all(subnet.subnet_of(allowed) for subnet in subnets), (allowed, subnets)
     assert allowed.subnet_of(ipaddress.ip_network(template["Resources"]["Vpc"]["Properties"]["CidrBlock"]))
     assert resolve(host, {**defaults(), "DbAppUserHost": "10.1.%"}, conditions) == "10.1.%"
@@ -575,3 +575,59 @@ def test_make_deploy_refuses_loopback_receivers_and_only_the_emulator_deploy_may
     kept = deploy.Stack(exists=True, parameters={"WebhookAllowLoopback": "true"})
     params = deploy.effective_parameters(source(), {}, kept)
     assert deploy.emulator_only_problems(params) == problems
+
+
+def subnets_of(stack: dict, function: str, parameters: dict) -> list:
+    """The subnets a function runs in, for given parameters (names of the stack's resources)."""
+    names = {**{name: name for name in stack["Resources"]}, "AWS::NoValue": None, **parameters}
+    value = resolve(stack["Resources"][function]["Properties"].get("VpcConfig", {}).get("SubnetIds"),
+                    names, stack["Conditions"])
+    return [resolve(v, names, stack["Conditions"]) for v in value] if isinstance(value, list) else value
+
+
+def routes_out(stack: dict, parameters: dict) -> dict:
+    """Route table -> where its default route leads, among the resources these parameters make."""
+    made = lambda r: "Condition" not in r or resolve({"Condition": r["Condition"]}, parameters, stack["Conditions"])
+    return {r["Properties"]["RouteTableId"]["Ref"]: r["Properties"].get("NatGatewayId", r["Properties"].get("GatewayId"))
+            for r in of_type(stack, "AWS::EC2::Route").values()
+            if made(r) and r["Properties"].get("DestinationCidrBlock") == "0.0.0.0/0"}
+
+
+def table_of(stack: dict, subnet: str) -> str | None:
+    for association in of_type(stack, "AWS::EC2::SubnetRouteTableAssociation").values():
+        if association["Properties"]["SubnetId"] == {"Ref": subnet}:
+            return association["Properties"]["RouteTableId"]["Ref"]
+    return None
+
+
+def test_only_the_webhook_delivery_function_has_a_way_out(stack):
+    parameters = defaults()
+    assert parameters["WebhookEgress"] == "nat" and parameters["DatabaseMode"] == "create"
+    out = routes_out(stack, parameters)
+    assert out == {"EgressRouteTable": {"Ref": "NatGateway"}, "PublicRouteTable": {"Ref": "InternetGateway"}}
+    for name in of_type(stack, "AWS::Lambda::Function"):
+        subnets = subnets_of(stack, name, parameters)
+        if subnets is None:
+            continue
+        leads_out = {table_of(stack, s) in out for s in subnets}
+        if name == "WebhookDeliveryFunction":
+            assert subnets == ["EgressSubnetA", "EgressSubnetB"] and leads_out == {True}
+        else:
+            assert subnets == ["PrivateSubnetA", "PrivateSubnetB"] and leads_out == {False}, name
+    # The gateway's own subnet is outside the hosts the application user may connect from.
+    host = source()["Resources"]["MigrateFunction"]["Properties"]["Environment"]["Variables"]["APP_DB_HOST"]
+    address, mask = resolve(host, parameters, source()["Conditions"]).split("/")
+    allowed = ipaddress.ip_network(f"{address}/{mask}")
+    public = ipaddress.ip_network(source()["Resources"]["PublicSubnet"]["Properties"]["CidrBlock"])
+    assert not public.overlaps(allowed)
+
+
+@pytest.mark.parametrize("changed", [{"WebhookEgress": "none"},
+                                     {"DatabaseMode": "existing", "ExistingSubnetIds": ["subnet-1", "subnet-2"]}])
+def test_without_egress_nothing_leads_out_and_nothing_is_billed_for_it(stack, changed):
+    parameters = {**defaults(), **changed}
+    assert routes_out(stack, parameters) == {}
+    for kind in ("AWS::EC2::NatGateway", "AWS::EC2::EIP", "AWS::EC2::InternetGateway"):
+        for resource in of_type(stack, kind).values():
+            assert not resolve({"Condition": resource["Condition"]}, parameters, stack["Conditions"])
+    assert subnets_of(stack, "WebhookDeliveryFunction", parameters) == subnets_of(stack, "OrdersFunction", parameters)
