@@ -22,7 +22,7 @@ mod report;
 mod warm;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use axum::body::Bytes;
 use http_body_util::Full;
@@ -91,19 +91,7 @@ async fn main() {
         return;
     }
 
-    let port = free_port();
-    let mut serve = Command::new(bin_dir.join("serve"))
-        .env("DATABASE_URL", &url)
-        .env("JWT_SECRET", JWT_SECRET)
-        .env("WEBHOOK_KEY", WEBHOOK_KEY)
-        .env("DB_MAX_CONNECTIONS", "16")
-        .env("MAX_PENDING_ORDERS", MAX_PENDING_ORDERS.to_string())
-        .env("PORT", port.to_string())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start target/release/serve (built by make bench)");
-    let base = format!("http://127.0.0.1:{port}");
+    let (mut serve, base) = start_serve(&bin_dir, &url);
     wait_until_up(&client, &base).await;
 
     let login = json!({"email": fixture.email, "password": PASSWORD});
@@ -372,6 +360,23 @@ fn bill_routes(
         cold: cold_of("bare-lambda"),
     });
     routes
+}
+
+/// A release `serve` from `dir` on a port of its own, and its base URL.
+pub fn start_serve(dir: &Path, url: &str) -> (Child, String) {
+    let port = free_port();
+    let child = Command::new(dir.join("serve"))
+        .env("DATABASE_URL", url)
+        .env("JWT_SECRET", JWT_SECRET)
+        .env("WEBHOOK_KEY", WEBHOOK_KEY)
+        .env("DB_MAX_CONNECTIONS", "16")
+        .env("MAX_PENDING_ORDERS", MAX_PENDING_ORDERS.to_string())
+        .env("PORT", port.to_string())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {}: {e}", dir.join("serve").display()));
+    (child, format!("http://127.0.0.1:{port}"))
 }
 
 fn free_port() -> u16 {

@@ -6,14 +6,14 @@
 //! median kept) so that the machine's drift touches each alike, then their cold starts, and
 //! writes the table into BENCHMARKS.md between the markers below; `make bench` keeps it.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Child;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::fixture::Fixture;
 use crate::warm::{self, call, measure, wait_until_up};
-use crate::{HttpClient, JWT_SECRET, MAX_PENDING_ORDERS, WEBHOOK_KEY, bill, cold, cpu};
+use crate::{HttpClient, bill, cold, cpu};
 
 pub const BEGIN: &str = "<!-- BEGIN release profiles (make bench-profiles) -->";
 pub const END: &str = "<!-- END release profiles -->";
@@ -70,7 +70,10 @@ pub async fn run(
     token: &str,
     buyer_tokens: Arc<Vec<String>>,
 ) -> String {
-    let servers: Vec<(Child, String)> = candidates.iter().map(|c| start(&c.dir, url)).collect();
+    let servers: Vec<(Child, String)> = candidates
+        .iter()
+        .map(|c| crate::start_serve(&c.dir, url))
+        .collect();
     for (_, base) in &servers {
         wait_until_up(client, base).await;
     }
@@ -166,23 +169,6 @@ pub async fn run(
     }
     let db_connection = cold::fresh_connection_round_trip(url).await;
     render(candidates, &measured, db_connection)
-}
-
-/// The candidate's `serve` on a port of its own.
-fn start(dir: &Path, url: &str) -> (Child, String) {
-    let port = crate::free_port();
-    let child = Command::new(dir.join("serve"))
-        .env("DATABASE_URL", url)
-        .env("JWT_SECRET", JWT_SECRET)
-        .env("WEBHOOK_KEY", WEBHOOK_KEY)
-        .env("DB_MAX_CONNECTIONS", "16")
-        .env("MAX_PENDING_ORDERS", MAX_PENDING_ORDERS.to_string())
-        .env("PORT", port.to_string())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {}: {e}", dir.join("serve").display()));
-    (child, format!("http://127.0.0.1:{port}"))
 }
 
 /// The candidates' table and the one it chooses: the lowest server CPU over the three
