@@ -47,7 +47,7 @@ help:
 	@echo "make db     - only the local database: created, migrated, sample data and the local admin"
 	@echo "make test-deployed - sam build + sam deploy of template.yaml to a local AWS emulator, tested through its API Gateway"
 	@echo "make bench  - latency, throughput, cold start, size and memory beside their floors (BENCHMARKS.md)"
-	@echo "make bench-profiles - the release profile chosen by CPU per request: each candidate built and measured (about an hour)"
+	@echo "make bench-profiles - the release profile chosen by CPU per request (each candidate built and measured), then make bench: BENCHMARKS.md in one run (about an hour)"
 	@echo "make admin EMAIL=... PASSWORD=... - create (or promote) an admin in DATABASE_URL"
 	@echo "make prepare - refresh the committed .sqlx query data after changing a query"
 	@echo "make routes - after editing openapi.json's routes or adding a function: write the router table, serve's functions and tools' dependencies"

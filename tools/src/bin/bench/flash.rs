@@ -1,7 +1,8 @@
 //! The flash sale: every buyer orders the same three products at the same moment, so every
 //! order queues on the same row locks, as on a shop's busiest minute. Its floor is a
 //! transaction that takes only those locks (one guarded stock update) and commits: no order
-//! can be placed faster than that. The order floor adds the rows an order writes.
+//! can be placed faster than that. The order floor adds the rows an order writes; the
+//! checked order floor adds the two reads every order must also make before it writes.
 
 use sqlx::MySqlPool;
 
@@ -13,6 +14,7 @@ use crate::warm::{Stats, measure, next_buyer};
 pub struct Cpu {
     pub lock_floor: PerOp,
     pub order_floor: PerOp,
+    pub checked_floor: PerOp,
     pub domain: PerOp,
     pub http: PerOp,
 }
@@ -21,6 +23,7 @@ pub struct Cpu {
 #[derive(Debug, Default)]
 pub struct Statements {
     pub order_floor: f64,
+    pub checked_floor: f64,
     pub http: f64,
 }
 
@@ -54,12 +57,18 @@ pub async fn lock_floor(pool: &MySqlPool, products: &[u64], n: usize, concurrenc
 /// the same guarded stock update, in as few statements as SQL allows, then the commit. What
 /// it leaves out is what an order must also do: lock and check its owner, read prices.
 /// The flash sale sends no idempotency key, so none is written here either.
+///
+/// With `checks`, it first makes the two reads an order cannot skip, as an order makes
+/// them: the owner's row locked with their running holds counted (the domain's own
+/// function), and the lines' names, prices and stock read by variant id. What is then left
+/// between it and `POST /orders` is the code, not the SQL an order needs.
 pub async fn order_floor(
     pool: &MySqlPool,
     products: &[u64],
     buyers: &[u64],
     n: usize,
     concurrency: usize,
+    checks: bool,
 ) -> Stats {
     let mut variants = sqlx::QueryBuilder::new("SELECT id FROM variants WHERE product_id IN (");
     let mut ids = variants.separated(", ");
@@ -80,6 +89,22 @@ pub async fn order_floor(
         async move {
             let buyer = buyers[next_buyer() % buyers.len()];
             let mut tx = pool.begin().await.unwrap();
+            if checks {
+                let owner = domain::stock::lock_owner(&mut tx, buyer).await.unwrap();
+                assert!(owner.is_some());
+                let mut read = sqlx::QueryBuilder::new(
+                    "SELECT v.id, p.name, v.price, v.stock, CAST(v.sku AS CHAR), \
+                     CAST(v.options AS CHAR), UTC_TIMESTAMP(6) \
+                     FROM variants v JOIN products p ON p.id = v.product_id WHERE v.id IN (",
+                );
+                let mut ids = read.separated(", ");
+                for id in &variants {
+                    ids.push_bind(*id);
+                }
+                read.push(")");
+                let offers = read.build().fetch_all(&mut *tx).await.unwrap();
+                assert_eq!(offers.len(), variants.len());
+            }
             let order = sqlx::query(
                 "INSERT INTO orders (user_id, status, subtotal, total, expires_at, created_at, \
                  updated_at) VALUES (?, 'pending', 3, 3, UTC_TIMESTAMP(6) + INTERVAL 30 MINUTE, \
