@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::cold::{Cold, INVOCATIONS_FOR_RSS};
+use crate::cold::{COLD_SAMPLES, Cold, INVOCATIONS_FOR_RSS};
 use crate::cpu::PerOp;
 use crate::external::{CONNECTIONS, Wrk};
 use crate::flash;
@@ -209,7 +209,7 @@ pub fn render(
         out.push_str("\nThe floor is the in-process one above (the same SQL through sqlx; for the flash sale, the order floor). Target: ≥ 0.8.\n\n");
     }
     out.push_str(bill);
-    out.push_str("## Cold start: process start to first response through a loopback runtime API (median of 5)\n\n");
+    out.push_str(&format!("## Cold start: process start to first response through a loopback runtime API (median of {COLD_SAMPLES})\n\n"));
     out.push_str(&format!(
         "One fresh database connection + query: {} ms.\n\n",
         ms(db)
