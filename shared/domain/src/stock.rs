@@ -139,8 +139,8 @@ pub struct Locked {
 /// The index is named because MariaDB plans a statement again at every execution, prepared
 /// or not, and estimates each of the four indexes that start with the owner or the status
 /// by descending into it: a quarter of this statement's time on every order (measured with
-/// the slow query log: 199 µs with the choice, 149 µs without). The named index is the one
-/// it picks anyway (`shared/domain/tests/pending_count.rs` checks the rows read).
+/// the slow query log: 199 µs left to choose, 149 µs with the index named). The named index
+/// is the one it picks anyway (`shared/domain/tests/pending_count.rs` checks the rows read).
 async fn lock_owner_row(tx: &mut Tx<'static>, id: u64) -> Result<Option<(Caller, u32, i64)>> {
     let row = sqlx::query!(
         r#"SELECT u.role AS "role: Role", u.token_version,
