@@ -11,6 +11,7 @@ use axum::body::Bytes;
 
 use serde_json::{Value, json};
 
+use crate::cpu::{Meter, PerOp};
 use crate::fixture::Fixture;
 use crate::{JWT_SECRET, WEBHOOK_KEY, workspace_root};
 
@@ -19,6 +20,18 @@ pub struct Cold {
     pub median: Duration,
     /// Peak RSS after [`INVOCATIONS_FOR_RSS`] invocations.
     pub peak_rss_kib: Option<u64>,
+    /// The warm invocations after the first: what an instance bills once it is up.
+    pub warm: Warm,
+}
+
+/// A warm invocation through the runtime API, averaged over [`INVOCATIONS_FOR_RSS`] - 1.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Warm {
+    /// From one invocation's event handed out to the next's (the function answers, then
+    /// asks for the next event).
+    pub wall: Duration,
+    /// CPU of the function's process and of the database server per invocation.
+    pub cpu: PerOp,
 }
 
 pub const INVOCATIONS_FOR_RSS: usize = 10_000;
@@ -78,6 +91,7 @@ pub async fn cold_starts(
             name: name.to_string(),
             median: times[times.len() / 2],
             peak_rss_kib: long_run.peak_rss_kib,
+            warm: long_run.warm,
         });
     }
     out
@@ -107,6 +121,7 @@ struct Run {
     first_response: Duration,
     /// Peak resident memory once every invocation was answered.
     peak_rss_kib: Option<u64>,
+    warm: Warm,
 }
 
 /// Starts `binary` against a loopback stand-in for the Lambda runtime API, serves it
@@ -203,10 +218,17 @@ async fn run_function(binary: &Path, url: &str, event: Value, invocations: usize
         .await
         .expect("first response")
         .unwrap();
+    // Measured from the first answer on, so the start-up is not spread over the rest.
+    let meter = Meter::start(child.id());
     tokio::time::timeout(Duration::from_secs(300), all_rx)
         .await
         .expect("every response")
         .unwrap();
+    let warm_invocations = invocations.saturating_sub(1).max(1);
+    let warm = Warm {
+        wall: at.elapsed() / warm_invocations as u32,
+        cpu: meter.per_op(warm_invocations as f64),
+    };
     let peak_rss_kib = peak_rss_kib(child.id());
     let _ = child.kill();
     let _ = child.wait();
@@ -214,6 +236,7 @@ async fn run_function(binary: &Path, url: &str, event: Value, invocations: usize
     Run {
         first_response: at - started,
         peak_rss_kib,
+        warm,
     }
 }
 
