@@ -18,7 +18,7 @@ const RESPONSE_RESERVE: Duration = Duration::from_secs(20);
 /// watch` sends a fixed 600000), so that `cargo lambda invoke migrate` works locally.
 const EMULATOR_BUDGET: Duration = Duration::from_secs(60);
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let http = migrate::http_client()?;

@@ -11,7 +11,7 @@ use platform::crypto::SealingKey;
 use platform::outbound::{Outbound, Policy};
 use serde_json::Value;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let var = |name: &str| std::env::var(name).ok();
