@@ -18,7 +18,7 @@ pub mod address;
 pub mod resolver;
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use url::{Host, Url};
@@ -99,7 +99,10 @@ const MAX_ERROR_CHARS: usize = 500;
 /// The guarded HTTP client. Cheap to clone; build one per process.
 #[derive(Clone)]
 pub struct Outbound {
-    client: reqwest::Client,
+    /// Built on the first request sent: building it reads every root certificate the
+    /// system has (several milliseconds), and a process that only checks URLs (the events
+    /// function saving an endpoint) never sends one. Shared by every clone.
+    client: Arc<OnceLock<Result<reqwest::Client, String>>>,
     lookup: Arc<dyn Lookup>,
     policy: Policy,
 }
@@ -117,22 +120,30 @@ impl Outbound {
 
     /// With another source of DNS answers (tests play a hostile DNS server through it).
     pub fn with_lookup(policy: Policy, lookup: Arc<dyn Lookup>) -> Self {
-        let client = reqwest::Client::builder()
-            .dns_resolver(GuardedResolver {
-                lookup: lookup.clone(),
-                allow_loopback: policy.allow_loopback,
-            })
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .timeout(policy.timeout)
-            .user_agent("shop-webhooks/1")
-            .build()
-            .expect("the HTTP client's configuration is valid");
         Self {
-            client,
+            client: Arc::default(),
             lookup,
             policy,
         }
+    }
+
+    fn client(&self) -> Result<&reqwest::Client, &str> {
+        self.client
+            .get_or_init(|| {
+                reqwest::Client::builder()
+                    .dns_resolver(GuardedResolver {
+                        lookup: self.lookup.clone(),
+                        allow_loopback: self.policy.allow_loopback,
+                    })
+                    .redirect(reqwest::redirect::Policy::none())
+                    .no_proxy()
+                    .timeout(self.policy.timeout)
+                    .user_agent("shop-webhooks/1")
+                    .build()
+                    .map_err(|err| err.to_string())
+            })
+            .as_ref()
+            .map_err(String::as_str)
     }
 
     pub fn policy(&self) -> Policy {
@@ -165,10 +176,17 @@ impl Outbound {
                 };
             }
         };
-        let mut request = self
-            .client
-            .post(url)
-            .header("content-type", "application/json");
+        let client = match self.client() {
+            Ok(client) => client,
+            Err(err) => {
+                return Outcome {
+                    status: None,
+                    error: Some(format!("the HTTP client could not start: {err}")),
+                    duration: started.elapsed(),
+                };
+            }
+        };
+        let mut request = client.post(url).header("content-type", "application/json");
         for (name, value) in headers {
             request = request.header(*name, value);
         }
