@@ -61,8 +61,10 @@ pub fn render(routes: &[Route]) -> String {
         "Lambda duration and requests at each memory size, from the warm wall time and the \
          server's CPU per request measured above (concurrency 1, one full core here; the CPU \
          part stretched by the smaller sizes' CPU share), with {:.0} % of requests paying \
-         their function's cold start. API Gateway (HTTP API) adds ${HTTP_API_PER_MILLION_REQUESTS:.2} \
-         per million whatever the function. Prices read on {READ_ON}.\n\n",
+         their function's cold start; the bare `lambda_http` function's figures are its warm \
+         invocations through the runtime API (see Cold start). API Gateway (HTTP API) adds \
+         ${HTTP_API_PER_MILLION_REQUESTS:.2} per million whatever the function. Prices read on \
+         {READ_ON}.\n\n",
         COLD_SHARE * 100.0
     ));
     out.push_str("| route | warm ms | server CPU ms | cold start ms |");

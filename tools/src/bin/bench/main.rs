@@ -365,10 +365,17 @@ fn bill_routes(
             }
         })
         .collect();
+    // The bare function's own warm invocations through the runtime API: its answer is a
+    // constant, so that is all a Lambda request costs before any work of its own.
+    let bare = cold.iter().find(|c| c.name == "bare-lambda");
     routes.push(bill::Route {
         name: "bare lambda_http (the floor)".into(),
-        warm: std::time::Duration::ZERO,
-        cpu: std::time::Duration::ZERO,
+        warm: bare.map_or(std::time::Duration::ZERO, |c| c.warm.wall),
+        cpu: bare
+            .and_then(|c| c.warm.cpu.worker)
+            .map_or(std::time::Duration::ZERO, |us| {
+                std::time::Duration::from_secs_f64(us / 1e6)
+            }),
         cold: cold_of("bare-lambda"),
     });
     routes
