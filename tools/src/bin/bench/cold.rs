@@ -39,44 +39,56 @@ pub const INVOCATIONS_FOR_RSS: usize = 10_000;
 /// half a millisecond between runs, as much as the profiles differ.
 pub const COLD_SAMPLES: usize = 11;
 
-/// Each function from process start to first response, through a loopback runtime API:
-/// those of `only` when given, else every one found in `bin_dir`.
+/// The functions measured, in the order of the table, each with the request its cold start
+/// answers.
+const FUNCTIONS: [&str; 11] = [
+    "bare-lambda",
+    "products",
+    "categories",
+    "users",
+    "cart",
+    "orders",
+    "payments",
+    "reviews",
+    "discounts",
+    "events",
+    "docs",
+];
+
+/// The API Gateway event `name`'s cold start answers: a read its function serves.
+fn event_for(name: &str, f: &Fixture, (token, admin_token): (&str, &str)) -> Value {
+    let path = match name {
+        "products" => format!("/products/{}", f.product_ids[0]),
+        "categories" => "/categories".to_string(),
+        "users" => format!("/users/{}", f.user_id),
+        "cart" => format!("/users/{}/cart", f.user_id),
+        "orders" => format!("/users/{}/orders", f.user_id),
+        "payments" => format!("/orders/{}/payments", f.order_id),
+        "reviews" => format!("/products/{}/reviews", f.product_ids[0]),
+        "discounts" => "/discounts".to_string(),
+        "events" => "/events".to_string(),
+        "docs" => "/docs".to_string(),
+        _ => "/".to_string(),
+    };
+    let admin_only = matches!(name, "discounts" | "events");
+    http_api_event("GET", &path, if admin_only { admin_token } else { token })
+}
+
+/// Each function from process start to first response, through a loopback runtime API
+/// (every one found in `bin_dir`), then its memory and warm invocations over a long run.
 pub async fn cold_starts(
     bin_dir: &Path,
     url: &str,
     f: &Fixture,
-    (token, admin_token): (&str, &str),
-    only: Option<&[&str]>,
+    tokens: (&str, &str),
 ) -> Vec<Cold> {
-    let requests = [
-        ("bare-lambda", "GET", "/".to_string()),
-        ("products", "GET", format!("/products/{}", f.product_ids[0])),
-        ("categories", "GET", "/categories".to_string()),
-        ("users", "GET", format!("/users/{}", f.user_id)),
-        ("cart", "GET", format!("/users/{}/cart", f.user_id)),
-        ("orders", "GET", format!("/users/{}/orders", f.user_id)),
-        (
-            "payments",
-            "GET",
-            format!("/orders/{}/payments", f.order_id),
-        ),
-        (
-            "reviews",
-            "GET",
-            format!("/products/{}/reviews", f.product_ids[0]),
-        ),
-        ("discounts", "GET", "/discounts".to_string()),
-        ("events", "GET", "/events".to_string()),
-        ("docs", "GET", "/docs".to_string()),
-    ];
     let mut out = Vec::new();
-    for (name, method, path) in requests {
+    for name in FUNCTIONS {
         let binary = bin_dir.join(name);
-        if !binary.exists() || only.is_some_and(|only| !only.contains(&name)) {
+        if !binary.exists() {
             continue;
         }
-        let admin_only = matches!(name, "discounts" | "events");
-        let event = http_api_event(method, &path, if admin_only { admin_token } else { token });
+        let event = event_for(name, f, tokens);
         let mut times = Vec::new();
         for _ in 0..COLD_SAMPLES {
             times.push(
@@ -95,6 +107,21 @@ pub async fn cold_starts(
         });
     }
     out
+}
+
+/// One cold start of the function `name` built into `bin_dir`: process start to its first
+/// response.
+pub async fn first_response(
+    bin_dir: &Path,
+    name: &str,
+    url: &str,
+    f: &Fixture,
+    tokens: (&str, &str),
+) -> Duration {
+    let event = event_for(name, f, tokens);
+    run_function(&bin_dir.join(name), url, event, 1)
+        .await
+        .first_response
 }
 
 /// An API Gateway HTTP API (payload v2) event.

@@ -296,7 +296,7 @@ async fn main() {
         .await
         .unwrap();
     let admin_token = state.tokens.issue(&admin).await.unwrap().token;
-    let cold = cold_starts(&bin_dir, &url, &fixture, (&token, &admin_token), None).await;
+    let cold = cold_starts(&bin_dir, &url, &fixture, (&token, &admin_token)).await;
     let db_round_trip = fresh_connection_round_trip(&url).await;
     let sizes = bootstrap_sizes();
     let bill = bill::render(&bill_routes(&alone, &cold)) + &ping::render(&release);
