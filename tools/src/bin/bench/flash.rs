@@ -27,25 +27,38 @@ pub struct Statements {
     pub http: f64,
 }
 
+/// The ids of `products`' variants, in the order an order locks them.
+async fn variant_ids(pool: &MySqlPool, products: &[u64]) -> Vec<u64> {
+    let mut variants = sqlx::QueryBuilder::new("SELECT id FROM variants WHERE product_id IN (");
+    let mut ids = variants.separated(", ");
+    for id in products {
+        ids.push_bind(*id);
+    }
+    variants.push(") ORDER BY id");
+    variants.build_query_scalar().fetch_all(pool).await.unwrap()
+}
+
 /// `n` transactions on `concurrency` connections, each taking one unit of every product's
-/// (only) variant
-/// with the guarded update an order uses, then committing.
+/// (only) variant with the guarded update an order uses (by variant id, as an order takes
+/// its stock: by product id, MariaDB's plan for the same update can change between runs
+/// and lock the rows in another order, and the floor deadlocks with itself), then
+/// committing.
 pub async fn lock_floor(pool: &MySqlPool, products: &[u64], n: usize, concurrency: usize) -> Stats {
-    let (pool, products) = (pool.clone(), products.to_vec());
+    let variants = variant_ids(pool, products).await;
+    let pool = pool.clone();
     measure(n, concurrency, move || {
-        let (pool, products) = (pool.clone(), products.clone());
+        let (pool, variants) = (pool.clone(), variants.clone());
         async move {
             let mut tx = pool.begin().await.unwrap();
-            let mut update = sqlx::QueryBuilder::new(
-                "UPDATE variants SET stock = stock - 1 WHERE stock >= 1 AND product_id IN (",
-            );
+            let mut update =
+                sqlx::QueryBuilder::new("UPDATE variants SET stock = stock - 1 WHERE id IN (");
             let mut ids = update.separated(", ");
-            for id in &products {
+            for id in &variants {
                 ids.push_bind(*id);
             }
-            update.push(")");
+            update.push(") AND stock >= 1");
             let taken = update.build().execute(&mut *tx).await.unwrap();
-            assert_eq!(taken.rows_affected(), products.len() as u64);
+            assert_eq!(taken.rows_affected(), variants.len() as u64);
             tx.commit().await.unwrap();
         }
     })
@@ -70,13 +83,7 @@ pub async fn order_floor(
     concurrency: usize,
     checks: bool,
 ) -> Stats {
-    let mut variants = sqlx::QueryBuilder::new("SELECT id FROM variants WHERE product_id IN (");
-    let mut ids = variants.separated(", ");
-    for id in products {
-        ids.push_bind(*id);
-    }
-    variants.push(") ORDER BY id");
-    let variants: Vec<u64> = variants.build_query_scalar().fetch_all(pool).await.unwrap();
+    let variants = variant_ids(pool, products).await;
     let payload: String = format!("{{\"order\":\"{}\"}}", "x".repeat(700));
     let (pool, buyers) = (pool.clone(), buyers.to_vec());
     measure(n, concurrency, move || {

@@ -116,9 +116,13 @@ async fn main() {
     let mut alone: Vec<(&'static str, std::time::Duration, std::time::Duration)> = Vec::new();
     let mut statements = flash::Statements::default();
     for scenario in scenarios(&fixture) {
-        // Reads are quick and noisy on shared cores: three runs each, the report takes the
-        // median ratio.
-        let repeats = if scenario.method == "GET" { 3 } else { 1 };
+        // Reads and the flash sale are quick and noisy on shared cores: three runs each, the
+        // report takes the median ratio.
+        let repeats = if scenario.method == "GET" || warm::is_sale(scenario.name) {
+            3
+        } else {
+            1
+        };
         for (concurrency, _) in [1usize, 16]
             .into_iter()
             .flat_map(|c| (0..repeats).map(move |r| (c, r)))
@@ -199,25 +203,38 @@ async fn main() {
     }
 
     eprintln!("the flash sale's floor, and wrk ...");
-    let meter = cpu::Meter::start(std::process::id());
-    let lock_floor = flash::lock_floor(&state.pool, &fixture.product_ids, 1200, 16).await;
-    flash_cpu.lock_floor = meter.per_op(warm::runs(1200) as f64);
     let (buyers, products) = (&fixture.buyer_ids, &fixture.product_ids);
     let asked = flash::statements_so_far(&pool).await;
     flash::order_floor(&state.pool, products, buyers, 200, 1, false).await;
     statements.order_floor =
         (flash::statements_so_far(&pool).await - asked - 1) as f64 / warm::runs(200) as f64;
-    let meter = cpu::Meter::start(std::process::id());
-    let order_floor = flash::order_floor(&state.pool, products, buyers, 1200, 16, false).await;
-    flash_cpu.order_floor = meter.per_op(warm::runs(1200) as f64);
+    fixture::holds_run_out(&pool).await;
     let asked = flash::statements_so_far(&pool).await;
     flash::order_floor(&state.pool, products, buyers, 200, 1, true).await;
     statements.checked_floor =
         (flash::statements_so_far(&pool).await - asked - 1) as f64 / warm::runs(200) as f64;
-    fixture::holds_run_out(&pool).await;
-    let meter = cpu::Meter::start(std::process::id());
-    let checked_floor = flash::order_floor(&state.pool, products, buyers, 1200, 16, true).await;
-    flash_cpu.checked_floor = meter.per_op(warm::runs(1200) as f64);
+    // The three floors run three times in turns, each reporting its median run (with that
+    // run's CPU): one run of the order floor alone once came out at half its usual rate,
+    // and POST /orders read 1.19x it.
+    let mut floors: [Vec<(warm::Stats, cpu::PerOp)>; 3] = Default::default();
+    for _ in 0..3 {
+        let meter = cpu::Meter::start(std::process::id());
+        let run = flash::lock_floor(&state.pool, products, 1200, 16).await;
+        floors[0].push((run, meter.per_op(warm::runs(1200) as f64)));
+        for (f, checks) in [(1, false), (2, true)] {
+            fixture::holds_run_out(&pool).await;
+            let meter = cpu::Meter::start(std::process::id());
+            let run = flash::order_floor(&state.pool, products, buyers, 1200, 16, checks).await;
+            floors[f].push((run, meter.per_op(warm::runs(1200) as f64)));
+        }
+    }
+    let [lock, order, checked] = floors.map(median_run);
+    let (lock_floor, order_floor, checked_floor) = (lock.0, order.0, checked.0);
+    (
+        flash_cpu.lock_floor,
+        flash_cpu.order_floor,
+        flash_cpu.checked_floor,
+    ) = (lock.1, order.1, checked.1);
     let release = ping::release_cost(&url, &state.pool, fixture.product_ids[0], 2000).await;
     let external = if external::available() {
         external::pin_server(serve.id(), true);
@@ -411,4 +428,11 @@ fn workspace_root() -> PathBuf {
         .join("..")
         .canonicalize()
         .unwrap()
+}
+
+/// Of several runs of one floor, the one with the median throughput, and its CPU.
+fn median_run(mut runs: Vec<(warm::Stats, cpu::PerOp)>) -> (warm::Stats, cpu::PerOp) {
+    runs.sort_by(|a, b| a.0.per_second.total_cmp(&b.0.per_second));
+    let middle = runs.len() / 2;
+    runs.swap_remove(middle)
 }
