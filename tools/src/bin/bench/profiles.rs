@@ -31,8 +31,10 @@ const COLD_TURNS: usize = 31;
 /// Of [`COLD_TURNS`] sorted starts, those this many places either side of the median bound
 /// it with 97 % confidence (ranks 10 and 22 of 31, from the binomial distribution).
 const MEDIAN_BAND: usize = 6;
-/// CPU differences smaller than this share are treated as equal (see [`render`]).
-const SAME_CPU: f64 = 0.03;
+/// CPU differences smaller than this share are treated as equal (see [`choose`]): four runs
+/// of the same binaries, paired by round, put opt-level 3 with fat LTO at 0.947 to 1.049 of
+/// opt-level 2 with fat LTO; a smaller margin lets that spread pick the profile.
+const SAME_CPU: f64 = 0.06;
 /// The scenarios whose server CPU decides: one read by key, one list, one order.
 const SCENARIOS: [&str; 3] = [warm::BY_ID, warm::FIRST_PAGE, warm::FLASH_SALE];
 /// The memory size the table prices, the smallest: where CPU weighs most.
@@ -426,10 +428,10 @@ mod tests {
     }
 
     #[test]
-    fn the_committed_profile_stays_unless_another_costs_three_percent_less() {
-        let within_noise = [candidate(&[1000.; 7], 4.0), candidate(&[980.; 7], 4.0)];
+    fn the_committed_profile_stays_unless_another_costs_six_percent_less() {
+        let within_noise = [candidate(&[1000.; 7], 4.0), candidate(&[950.; 7], 4.0)];
         assert_eq!(choose(&within_noise, Some(0), DB), Some(0));
-        let clearly_cheaper = [candidate(&[1000.; 7], 4.0), candidate(&[950.; 7], 4.0)];
+        let clearly_cheaper = [candidate(&[1000.; 7], 4.0), candidate(&[920.; 7], 4.0)];
         assert_eq!(choose(&clearly_cheaper, Some(0), DB), Some(1));
         // Without a committed profile among them, the cheapest wins.
         assert_eq!(choose(&within_noise, None, DB), Some(1));
