@@ -39,8 +39,8 @@ pub const INVOCATIONS_FOR_RSS: usize = 10_000;
 /// half a millisecond between runs, as much as the profiles differ.
 pub const COLD_SAMPLES: usize = 11;
 
-/// The functions measured, in the order of the table, each with the request its cold start
-/// answers.
+/// The binaries whose cold starts are measured, in the order of the table: the bare
+/// `lambda_http` binary, then every HTTP function ([`event_for`] gives each its request).
 const FUNCTIONS: [&str; 11] = [
     "bare-lambda",
     "products",
@@ -288,28 +288,17 @@ pub fn bootstrap_sizes() -> Vec<(String, Option<u64>)> {
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| workspace_root().join("target"));
-    [
-        "products",
-        "categories",
-        "users",
-        "cart",
-        "orders",
-        "payments",
-        "reviews",
-        "discounts",
-        "events",
-        "docs",
-        "migrate",
-        "sweep",
-    ]
-    .iter()
-    .map(|f| {
-        let size = std::fs::metadata(target.join("lambda").join(f).join("bootstrap"))
-            .ok()
-            .map(|m| m.len());
-        (f.to_string(), size)
-    })
-    .collect()
+    // Every HTTP function, then the two that serve no route.
+    FUNCTIONS[1..]
+        .iter()
+        .chain(&["migrate", "sweep"])
+        .map(|f| {
+            let size = std::fs::metadata(target.join("lambda").join(f).join("bootstrap"))
+                .ok()
+                .map(|m| m.len());
+            (f.to_string(), size)
+        })
+        .collect()
 }
 
 pub fn peak_rss_kib(pid: u32) -> Option<u64> {
