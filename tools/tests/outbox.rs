@@ -375,6 +375,42 @@ async fn refused_and_replayed_orders_tell_nothing(pool: MySqlPool) {
     shop.outbox_matches().await.unwrap();
 }
 
+/// An order that empties one shelf and leaves stock on the other takes one unit of each,
+/// once: the update that takes only where a unit is left over takes the mug alone and is
+/// undone before the one that may take the last unit runs. Only the emptied shelf is told.
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn an_order_emptying_one_of_its_shelves_takes_each_line_once(pool: MySqlPool) {
+    let shop = Shop::new(pool);
+    let mug = shop.orders.product("Mug", "5.00", 3).await;
+    let cup = shop.orders.product("Cup", "4.00", 1).await;
+    let buyer = shop.orders.customer().await;
+    let placed = shop
+        .orders
+        .post("/orders")
+        .token(&buyer.token)
+        .json(json!({"items": [
+            {"product_id": mug, "quantity": 1},
+            {"product_id": cup, "quantity": 1}
+        ]}))
+        .send()
+        .await;
+    assert_eq!(placed.status, 201, "{}", placed.body);
+    assert_eq!(placed.body["total"], json!(9.0));
+    assert_eq!(shop.orders.stock(mug).await, 2);
+    assert_eq!(shop.orders.stock(cup).await, 0);
+    let events = shop.events().await;
+    let kinds: Vec<&str> = events.iter().map(|(kind, _)| kind.as_str()).collect();
+    assert_eq!(kinds, ["order.created", "product.out_of_stock"]);
+    assert_eq!(events[1].1["id"], cup);
+
+    // The next order for the mug alone leaves a unit: nothing read back, nothing told.
+    let again = shop.place(&buyer, mug, 1).await;
+    assert_eq!(again.status, 201, "{}", again.body);
+    assert_eq!(shop.orders.stock(mug).await, 1);
+    assert_eq!(shop.kinds().await.len(), 3);
+    shop.outbox_matches().await.unwrap();
+}
+
 /// The paths that end an order race for it: its owner cancelling, the owner's account
 /// deleted, the sweep expiring it, a payment completing it, an admin restocking its
 /// product. Whichever wins, each committed change is told once and the losers tell nothing.

@@ -932,9 +932,11 @@ async fn a_revoked_or_deleted_accounts_token_places_and_replays_nothing(pool: My
 /// What an order costs the database, counted by the server on the one connection the
 /// router gets. A flash sale's order (for oneself, no key, no code, no address) runs: BEGIN,
 /// the owner's lock (confirming the token and counting their pending orders), the variants'
-/// prices, the order, its history, its lines, its event, the stock and its levels read back
-/// (one round trip),
-/// COMMIT.
+/// prices, the order, its history, its lines, its event, a savepoint and the stock (one
+/// round trip), COMMIT: two reads. The order that takes a variant's last unit undoes to
+/// the savepoint, takes the stock again with its levels read back (one round trip), and
+/// reads the product (two reads) for the out-of-stock event it records: six more
+/// statements, three more reads.
 #[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn an_order_for_oneself_runs_ten_statements(pool: MySqlPool) {
     let options = (*pool.connect_options()).clone();
@@ -945,23 +947,51 @@ async fn an_order_for_oneself_runs_ten_statements(pool: MySqlPool) {
         .unwrap();
     let app = app(one.clone());
     let ada = app.customer().await;
-    let mug = app.product("Mug", "4", 10).await;
+    let mug = app.product("Mug", "4", 3).await;
     let items = json!([{"product_id": mug, "quantity": 1}]);
-    let questions = || async {
-        let (_, value): (String, String) = sqlx::query_as("SHOW SESSION STATUS LIKE 'Questions'")
-            .fetch_one(&one)
-            .await
-            .unwrap();
-        value.parse::<i64>().unwrap()
+    let counters = || async {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SHOW SESSION STATUS WHERE Variable_name IN \
+             ('Questions', 'Com_select', 'Com_rollback_to_savepoint')",
+        )
+        .fetch_all(&one)
+        .await
+        .unwrap();
+        let value = |name: &str| -> i64 {
+            rows.iter()
+                .find(|(n, _)| n == name)
+                .unwrap()
+                .1
+                .parse()
+                .unwrap()
+        };
+        [
+            value("Questions"),
+            value("Com_select"),
+            value("Com_rollback_to_savepoint"),
+        ]
+    };
+    let cost = |before: [i64; 3], after: [i64; 3]| {
+        // The second SHOW counts itself as a question.
+        [
+            after[0] - before[0] - 1,
+            after[1] - before[1],
+            after[2] - before[2],
+        ]
     };
     // The first order prepares the statements the connection then keeps.
     order(&app, &ada, items.clone()).await;
-    let before = questions().await;
+    let before = counters().await;
+    order(&app, &ada, items.clone()).await;
+    let leaving_one = cost(before, counters().await);
+    assert_eq!(leaving_one, [10, 2, 0], "statements, reads, undos");
+    assert_eq!(app.stock(mug).await, 1);
+
+    let before = counters().await;
     order(&app, &ada, items).await;
-    // The second SHOW counts itself too.
-    let statements = questions().await - before - 1;
-    assert_eq!(statements, 10);
-    assert_eq!(app.stock(mug).await, 8);
+    let the_last = cost(before, counters().await);
+    assert_eq!(the_last, [16, 5, 1], "statements, reads, undos");
+    assert_eq!(app.stock(mug).await, 0);
 }
 
 #[sqlx::test(migrator = "domain::MIGRATOR")]
