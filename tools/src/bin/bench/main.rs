@@ -115,6 +115,9 @@ async fn main() {
     // Server CPU and wall time per request at concurrency 1, by scenario, for the bill.
     let mut alone: Vec<(&'static str, std::time::Duration, std::time::Duration)> = Vec::new();
     let mut statements = flash::Statements::default();
+    // The flash sale without HTTP at concurrency 16, each run with its CPU: the CPU table
+    // takes the median run's.
+    let mut domain_runs = Vec::new();
     for scenario in scenarios(&fixture) {
         // Reads and the flash sale are quick and noisy on shared cores: three runs each, the
         // report takes the median ratio.
@@ -191,7 +194,7 @@ async fn main() {
                 .await
             };
             if scenario.name == warm::FLASH_SALE && concurrency == 16 {
-                flash_cpu.domain = meter.per_op(warm::runs(n) as f64);
+                domain_runs.push((floor, meter.per_op(warm::runs(n) as f64)));
             }
             rows.push(Row {
                 name: scenario.name,
@@ -201,6 +204,8 @@ async fn main() {
             });
         }
     }
+
+    flash_cpu.domain = median_run(domain_runs).1;
 
     eprintln!("the flash sale's floor, and wrk ...");
     let (buyers, products) = (&fixture.buyer_ids, &fixture.product_ids);
@@ -263,16 +268,24 @@ async fn main() {
                 ),
             ),
         ];
-        fixture::holds_run_out(&pool).await;
-        let meter = cpu::Meter::start(serve.id());
-        let sale = external::run(
-            &work,
-            &format!("{base}/orders"),
-            "POST",
-            Some(&order),
-            &buyer_tokens,
-        );
-        flash_cpu.http = meter.per_op(sale.requests as f64);
+        // Three runs, the median one kept with its CPU, as for the floors it is compared with.
+        let mut sales = Vec::new();
+        for _ in 0..3 {
+            fixture::holds_run_out(&pool).await;
+            let meter = cpu::Meter::start(serve.id());
+            let sale = external::run(
+                &work,
+                &format!("{base}/orders"),
+                "POST",
+                Some(&order),
+                &buyer_tokens,
+            );
+            let cpu = meter.per_op(sale.requests as f64);
+            sales.push((sale, cpu));
+        }
+        sales.sort_by(|a, b| a.0.per_second.total_cmp(&b.0.per_second));
+        let (sale, cpu) = sales.swap_remove(1);
+        flash_cpu.http = cpu;
         runs.push((warm::FLASH_SALE, sale));
         external::pin_server(serve.id(), false);
         requests += 10_000;

@@ -153,7 +153,7 @@ pub fn render(
         }
         if let Some((_, wrk)) = external.iter().find(|(name, _)| *name == FLASH_SALE) {
             line(
-                "POST /orders over HTTP (wrk)",
+                "POST /orders over HTTP (wrk, the median of three runs)",
                 wrk.p50,
                 wrk.p99,
                 wrk.per_second,
@@ -161,10 +161,10 @@ pub fn render(
         }
         out.push_str("\nTarget: POST /orders ≥ 0.8× the order floor; by variant, no slower than by product.\n\n");
         out.push_str(&format!(
-            "Statements per order, counted by the server (`Questions`) at concurrency 1: order floor {:.1}, checked order floor {:.1}, POST /orders {:.1}; before this release's changes, 12 (a token check and a pending-order count of their own, and the stock's levels read in a round trip of their own after the update).\n\n",
+            "Statements per order, counted by the server (`Questions`) at concurrency 1: order floor {:.1}, checked order floor {:.1}, POST /orders {:.1} (the checked floor's statements and a savepoint before the stock update, which an order that empties a shelf undoes to before it takes the last unit and reads the levels back); before this release's changes, 12 (a token check and a pending-order count of their own, and the stock's levels read in a round trip of their own after the update).\n\n",
             statements.order_floor, statements.checked_floor, statements.http
         ));
-        out.push_str("CPU per order: the database server's, and the client's (the bench process for the floors; the `serve` process over HTTP with wrk); each floor's from its median run, the domain code's from its last.\n\n");
+        out.push_str("CPU per order: the database server's, and the client's (the bench process for the floors; the `serve` process over HTTP with wrk); each from its median run (of three).\n\n");
         out.push_str("| | database CPU µs | client CPU µs | total µs |\n|---|---:|---:|---:|\n");
         let us = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.0}"));
         for (what, cpu) in [

@@ -176,6 +176,7 @@ pub fn next_buyer() -> usize {
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
+#[derive(Clone, Copy)]
 pub struct Stats {
     pub p50: Duration,
     pub p99: Duration,
