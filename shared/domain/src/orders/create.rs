@@ -50,12 +50,11 @@ impl Placed {
         self
     }
 
-    /// Takes every line's stock in one guarded `UPDATE`, which locks the variant rows in
+    /// Takes every line's stock in one guarded `UPDATE` that locks the variant rows in
     /// ascending id order and cannot take more than is there ([`take`]). Most orders leave
-    /// every variant with stock to spare and are done with that one statement. An order
-    /// that empties a variant, or finds one short or gone, has its levels read back under
-    /// those locks: they say which variants ran out, or name each line that is short or
-    /// gone, and then nothing of this order is kept (the caller rolls back).
+    /// stock and are done with it; one that empties a variant, or finds one short or gone,
+    /// reads the levels back under those locks: they say which variants ran out, or name
+    /// each line that is short or gone, and then nothing is kept (the caller rolls back).
     pub async fn take_stock(&self, tx: &mut Tx<'static>) -> Result<()> {
         let lines = &self.lines;
         let Some((all_taken, levels)) = take(tx, lines).await? else {
@@ -348,23 +347,18 @@ pub(crate) fn cart_not_orderable(errors: Vec<FieldError>) -> Error {
     }
 }
 
-/// The guarded `UPDATE` for every line, tried first so that it takes only where a unit
-/// is left over: when it takes every line, no variant ran out (and none came back), so
-/// there is nothing to read back (`None`). Otherwise it is undone and taken again down to
-/// zero, with the rows read back in the same round trip: whether every line was taken,
-/// and each variant's level after it (the latest, read under the lock the update took; a
-/// variant that is gone is absent).
+/// The guarded `UPDATE` for every line, first taking only where a unit is left over: when
+/// that takes every line, no variant ran out (or came back) and nothing is read (`None`).
+/// Otherwise it is undone and taken down to zero with the rows read back in the same round
+/// trip: whether every line was taken, and each variant's level after it (read under the
+/// update's lock; a variant that is gone is absent).
 ///
-/// While a flash sale queues on these rows, each statement run under their locks is time
-/// every other buyer waits, and the read-back cost the database 107 µs per order (177 µs
-/// the update, 5 µs the savepoint; the slow query log at one order at a time), paid by
-/// every order for the few that empty a shelf. Undoing to the savepoint keeps the row
-/// locks the first update took (under REPEATABLE READ, the server's default, on every row
-/// it examined, taken or not), so the second locks nothing new. Rows are locked in
-/// primary-key order, the global order for variant rows.
+/// Each statement under these locks is time every flash-sale buyer waits; the read-back
+/// cost the database 107 µs per order (the update 177, the savepoint 5; slow query log).
+/// Undoing to the savepoint keeps the locks the first update took (under REPEATABLE READ,
+/// on every row it examined), so the second locks nothing new, in primary-key order.
 ///
-/// A batch of statements cannot carry bound parameters, so the ids and quantities are
-/// written into the text: they are integers, formatted by Rust, never text from a request.
+/// A batch cannot bind parameters: ids and quantities are integers formatted into it.
 async fn take(
     tx: &mut Tx<'static>,
     lines: &[StockLine],
