@@ -76,27 +76,32 @@ fn event_for(name: &str, f: &Fixture, (token, admin_token): (&str, &str)) -> Val
 
 /// Each function from process start to first response, through a loopback runtime API
 /// (every one found in `bin_dir`), then its memory and warm invocations over a long run.
+/// The cold starts are taken in turns across the binaries, one of each per round, so that
+/// the machine's drift over the minutes they take moves every binary alike and the ratios
+/// to the bare binary hold.
 pub async fn cold_starts(
     bin_dir: &Path,
     url: &str,
     f: &Fixture,
     tokens: (&str, &str),
 ) -> Vec<Cold> {
-    let mut out = Vec::new();
-    for name in FUNCTIONS {
-        let binary = bin_dir.join(name);
-        if !binary.exists() {
-            continue;
-        }
-        let event = event_for(name, f, tokens);
-        let mut times = Vec::new();
-        for _ in 0..COLD_SAMPLES {
+    let found: Vec<(&str, PathBuf, Value)> = FUNCTIONS
+        .into_iter()
+        .map(|name| (name, bin_dir.join(name), event_for(name, f, tokens)))
+        .filter(|(_, binary, _)| binary.exists())
+        .collect();
+    let mut times = vec![Vec::with_capacity(COLD_SAMPLES); found.len()];
+    for _ in 0..COLD_SAMPLES {
+        for ((_, binary, event), times) in found.iter().zip(&mut times) {
             times.push(
-                run_function(&binary, url, event.clone(), 1)
+                run_function(binary, url, event.clone(), 1)
                     .await
                     .first_response,
             );
         }
+    }
+    let mut out = Vec::new();
+    for ((name, binary, event), mut times) in found.into_iter().zip(times) {
         times.sort();
         let long_run = run_function(&binary, url, event, INVOCATIONS_FOR_RSS).await;
         out.push(Cold {

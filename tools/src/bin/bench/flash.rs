@@ -19,6 +19,20 @@ pub struct Cpu {
     pub http: PerOp,
 }
 
+/// What the flash sale measures in turns: the three floors, the domain code, and
+/// `POST /orders` by product and by variant (in-process client).
+pub const CONTENDERS: usize = 6;
+
+/// Each contender's median run of three, taken in turns.
+pub struct Sale {
+    pub lock_floor: Stats,
+    pub order_floor: Stats,
+    pub checked_floor: Stats,
+    pub domain: Stats,
+    pub http: Stats,
+    pub by_variant: Stats,
+}
+
 /// Statements the database runs per flash-sale order, measured at concurrency 1.
 #[derive(Debug, Default)]
 pub struct Statements {

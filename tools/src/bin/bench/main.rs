@@ -115,9 +115,6 @@ async fn main() {
     // Server CPU and wall time per request at concurrency 1, by scenario, for the bill.
     let mut alone: Vec<(&'static str, std::time::Duration, std::time::Duration)> = Vec::new();
     let mut statements = flash::Statements::default();
-    // The flash sale without HTTP at concurrency 16, each run with its CPU: the CPU table
-    // takes the median run's.
-    let mut domain_runs = Vec::new();
     for scenario in scenarios(&fixture) {
         // Reads and the flash sale are quick and noisy on shared cores: three runs each, the
         // report takes the median ratio.
@@ -142,36 +139,7 @@ async fn main() {
             } else {
                 std::sync::Arc::new(vec![token.clone()])
             };
-            let http = {
-                let (client, base, tokens, scenario) = (
-                    client.clone(),
-                    base.clone(),
-                    tokens.clone(),
-                    scenario.clone(),
-                );
-                measure(n, concurrency, move || {
-                    let (client, base, tokens, scenario) = (
-                        client.clone(),
-                        base.clone(),
-                        tokens.clone(),
-                        scenario.clone(),
-                    );
-                    async move {
-                        let uri = format!("{base}{}", scenario.path);
-                        let token = &tokens[warm::next_buyer() % tokens.len()];
-                        call(
-                            &client,
-                            scenario.method,
-                            &uri,
-                            Some(token),
-                            scenario.body.as_ref(),
-                            scenario.status,
-                        )
-                        .await;
-                    }
-                })
-                .await
-            };
+            let http = warm::over_http(&client, &base, tokens, &scenario, n, concurrency).await;
             requests += n + n / 10;
             if concurrency == 1 {
                 let per_request = server_cpu.per_op(warm::runs(n) as f64).worker;
@@ -185,7 +153,6 @@ async fn main() {
             if warm::is_sale(scenario.name) {
                 fixture::holds_run_out(&pool).await;
             }
-            let meter = cpu::Meter::start(std::process::id());
             let floor = {
                 let (state, fixture, name) = (state.clone(), fixture.clone(), scenario.name);
                 measure(n, concurrency, move || {
@@ -193,9 +160,6 @@ async fn main() {
                 })
                 .await
             };
-            if scenario.name == warm::FLASH_SALE && concurrency == 16 {
-                domain_runs.push((floor, meter.per_op(warm::runs(n) as f64)));
-            }
             rows.push(Row {
                 name: scenario.name,
                 concurrency,
@@ -204,8 +168,6 @@ async fn main() {
             });
         }
     }
-
-    flash_cpu.domain = median_run(domain_runs).1;
 
     eprintln!("the flash sale's floor, and wrk ...");
     let (buyers, products) = (&fixture.buyer_ids, &fixture.product_ids);
@@ -218,28 +180,58 @@ async fn main() {
     flash::order_floor(&state.pool, products, buyers, 200, 1, true).await;
     statements.checked_floor =
         (flash::statements_so_far(&pool).await - asked - 1) as f64 / warm::runs(200) as f64;
-    // The three floors run three times in turns, each reporting its median run (with that
-    // run's CPU): one run of the order floor alone once came out at half its usual rate,
-    // and POST /orders read 1.19x it.
-    let mut floors: [Vec<(warm::Stats, cpu::PerOp)>; 3] = Default::default();
+    // The floors, the domain code and POST /orders run three times in turns, each reporting
+    // its median run (with that run's CPU): measured minutes apart, the same floor's rate
+    // moved by half (one run of the order floor alone came out at half its usual rate, and
+    // POST /orders read 1.19x it), which no ratio between them can survive.
+    let sales: Vec<warm::Scenario> = scenarios(&fixture)
+        .into_iter()
+        .filter(|s| warm::is_sale(s.name))
+        .collect();
+    let mut turns: [Vec<(warm::Stats, cpu::PerOp)>; flash::CONTENDERS] = Default::default();
     for _ in 0..3 {
-        let meter = cpu::Meter::start(std::process::id());
-        let run = flash::lock_floor(&state.pool, products, 1200, 16).await;
-        floors[0].push((run, meter.per_op(warm::runs(1200) as f64)));
-        for (f, checks) in [(1, false), (2, true)] {
-            fixture::holds_run_out(&pool).await;
-            let meter = cpu::Meter::start(std::process::id());
-            let run = flash::order_floor(&state.pool, products, buyers, 1200, 16, checks).await;
-            floors[f].push((run, meter.per_op(warm::runs(1200) as f64)));
+        for (turn, runs) in turns.iter_mut().enumerate() {
+            if turn > 0 {
+                fixture::holds_run_out(&pool).await;
+            }
+            let http = turn >= 4;
+            let meter = cpu::Meter::start(if http { serve.id() } else { std::process::id() });
+            let run = match turn {
+                0 => flash::lock_floor(&state.pool, products, 1200, 16).await,
+                1 | 2 => {
+                    let checks = turn == 2;
+                    flash::order_floor(&state.pool, products, buyers, 1200, 16, checks).await
+                }
+                3 => {
+                    let (state, fixture) = (state.clone(), fixture.clone());
+                    warm::measure(1200, 16, move || {
+                        floor(state.clone(), fixture.clone(), warm::FLASH_SALE)
+                    })
+                    .await
+                }
+                _ => {
+                    let sale = &sales[turn - 4];
+                    warm::over_http(&client, &base, buyer_tokens.clone(), sale, 1200, 16).await
+                }
+            };
+            runs.push((run, meter.per_op(warm::runs(1200) as f64)));
         }
     }
-    let [lock, order, checked] = floors.map(median_run);
-    let (lock_floor, order_floor, checked_floor) = (lock.0, order.0, checked.0);
+    let [lock, order, checked, domain, http, by_variant] = turns.map(median_run);
+    let sale = flash::Sale {
+        lock_floor: lock.0,
+        order_floor: order.0,
+        checked_floor: checked.0,
+        domain: domain.0,
+        http: http.0,
+        by_variant: by_variant.0,
+    };
     (
         flash_cpu.lock_floor,
         flash_cpu.order_floor,
         flash_cpu.checked_floor,
-    ) = (lock.1, order.1, checked.1);
+        flash_cpu.domain,
+    ) = (lock.1, order.1, checked.1, domain.1);
     let release = ping::release_cost(&url, &state.pool, fixture.product_ids[0], 2000).await;
     let external = if external::available() {
         external::pin_server(serve.id(), true);
@@ -333,9 +325,7 @@ async fn main() {
 
     let report = render(
         &rows,
-        &lock_floor,
-        &order_floor,
-        &checked_floor,
+        &sale,
         &statements,
         &flash_cpu,
         &external,

@@ -7,7 +7,7 @@ use crate::cold::{COLD_SAMPLES, Cold, INVOCATIONS_FOR_RSS};
 use crate::cpu::PerOp;
 use crate::external::{CONNECTIONS, Wrk};
 use crate::flash;
-use crate::warm::{FLASH_SALE, FLASH_SALE_SIZES, Row, Stats};
+use crate::warm::{FLASH_SALE, Row};
 
 fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1000.0)
@@ -16,9 +16,7 @@ fn ms(d: Duration) -> String {
 #[allow(clippy::too_many_arguments)]
 pub fn render(
     rows: &[Row],
-    lock_floor: &Stats,
-    order_floor: &Stats,
-    checked_floor: &Stats,
+    sale: &flash::Sale,
     statements: &flash::Statements,
     flash_cpu: &flash::Cpu,
     external: &[(&str, Wrk)],
@@ -94,9 +92,15 @@ pub fn render(
             deep.http.p50.as_secs_f64() / first.http.p50.as_secs_f64()
         ));
     }
-    if let Some(sale) = by_name.get(&(FLASH_SALE, 16)) {
+    {
+        let flash::Sale {
+            lock_floor,
+            order_floor,
+            checked_floor,
+            ..
+        } = sale;
         out.push_str("## Flash sale: 16 buyers, every order for the same 3 products\n\n");
-        out.push_str("Every order queues on the same three row locks. The lock floor takes only those locks (one guarded stock update of the three rows) and commits. The order floor writes the rows an order writes (the order, its history, its three lines in one insert, its event) and takes the same update, in the fewest statements SQL allows: the fair floor for a whole order. The checked order floor first makes the two reads an order cannot skip (the owner's row locked with their running holds counted, the lines' names, prices and stock): what is left between it and the domain code is the code, not the SQL an order needs.\n\n");
+        out.push_str("Every order queues on the same three row locks. The lock floor takes only those locks (one guarded stock update of the three rows) and commits. The order floor writes the rows an order writes (the order, its history, its three lines in one insert, its event) and takes the same update, in the fewest statements SQL allows: the fair floor for a whole order. The checked order floor first makes the two reads an order cannot skip (the owner's row locked with their running holds counted, the lines' names, prices and stock): what is left between it and the domain code is the code, not the SQL an order needs.\n\nThe floors, the domain code and `POST /orders` (in-process client, by product and by variant) run in turns, 1,200 orders each, three rounds; each row is its median run. Run minutes apart, as they were before, the same floor's rate moved by half on these shared cores, more than the distances between the rows.\n\n");
         out.push_str("| | p50 ms | p99 ms | req/s | vs lock floor | vs order floor | vs checked order floor |\n|---|---:|---:|---:|---:|---:|---:|\n");
         let (floor, fair, checked) = (
             lock_floor.per_second,
@@ -133,9 +137,9 @@ pub fn render(
         );
         line(
             "the whole order without HTTP (domain code)",
-            sale.floor.p50,
-            sale.floor.p99,
-            sale.floor.per_second,
+            sale.domain.p50,
+            sale.domain.p99,
+            sale.domain.per_second,
         );
         line(
             "POST /orders over HTTP (in-process client)",
@@ -143,14 +147,12 @@ pub fn render(
             sale.http.p99,
             sale.http.per_second,
         );
-        if let Some(sizes) = by_name.get(&(FLASH_SALE_SIZES, 16)) {
-            line(
-                "POST /orders by variant: 3 sizes of one product (in-process client)",
-                sizes.http.p50,
-                sizes.http.p99,
-                sizes.http.per_second,
-            );
-        }
+        line(
+            "POST /orders by variant: 3 sizes of one product (in-process client)",
+            sale.by_variant.p50,
+            sale.by_variant.p99,
+            sale.by_variant.per_second,
+        );
         if let Some((_, wrk)) = external.iter().find(|(name, _)| *name == FLASH_SALE) {
             line(
                 "POST /orders over HTTP (wrk, the median of three runs)",
@@ -164,7 +166,7 @@ pub fn render(
             "Statements per order, counted by the server (`Questions`) at concurrency 1: order floor {:.1}, checked order floor {:.1}, POST /orders {:.1} (the checked floor's statements and a savepoint before the stock update, which an order that empties a shelf undoes to before it takes the last unit and reads the levels back); before this release's changes, 12 (a token check and a pending-order count of their own, and the stock's levels read in a round trip of their own after the update).\n\n",
             statements.order_floor, statements.checked_floor, statements.http
         ));
-        out.push_str("CPU per order: the database server's, and the client's (the bench process for the floors; the `serve` process over HTTP with wrk); each from its median run (of three).\n\n");
+        out.push_str("CPU per order: the database server's, and the client's (the bench process for the floors and the domain code; the `serve` process over HTTP with wrk); each from its median run (of three; the wrk row's runs follow the others, with `serve` pinned to one core).\n\n");
         out.push_str("| | database CPU µs | client CPU µs | total µs |\n|---|---:|---:|---:|\n");
         let us = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.0}"));
         for (what, cpu) in [
@@ -192,7 +194,7 @@ pub fn render(
         out.push_str("| scenario | p50 ms | p99 ms | req/s | floor req/s (conc. 16) | wrk/floor |\n|---|---:|---:|---:|---:|---:|\n");
         for (name, wrk) in external {
             let floor = if *name == FLASH_SALE {
-                order_floor.per_second
+                sale.order_floor.per_second
             } else {
                 by_name
                     .get(&(*name, 16))
@@ -209,7 +211,7 @@ pub fn render(
         out.push_str("\nThe floor is the in-process one above (the same SQL through sqlx; for the flash sale, the order floor). Target: ≥ 0.8.\n\n");
     }
     out.push_str(bill);
-    out.push_str(&format!("## Cold start: process start to first response through a loopback runtime API (median of {COLD_SAMPLES})\n\n"));
+    out.push_str(&format!("## Cold start: process start to first response through a loopback runtime API (median of {COLD_SAMPLES}, taken in turns across the binaries)\n\n"));
     out.push_str(&format!(
         "One fresh database connection + query: {} ms.\n\n",
         ms(db)

@@ -226,6 +226,44 @@ where
     }
 }
 
+/// `n` requests of `scenario` to `base` on `concurrency` connections, each with the next of
+/// `tokens` (a sale's buyers take turns; other scenarios pass one token).
+pub async fn over_http(
+    client: &HttpClient,
+    base: &str,
+    tokens: Arc<Vec<String>>,
+    scenario: &Scenario,
+    n: usize,
+    concurrency: usize,
+) -> Stats {
+    let (client, uri, scenario) = (
+        client.clone(),
+        Arc::new(format!("{base}{}", scenario.path)),
+        Arc::new(scenario.clone()),
+    );
+    measure(n, concurrency, move || {
+        let (client, uri, tokens, scenario) = (
+            client.clone(),
+            uri.clone(),
+            tokens.clone(),
+            scenario.clone(),
+        );
+        async move {
+            let token = &tokens[next_buyer() % tokens.len()];
+            call(
+                &client,
+                scenario.method,
+                &uri,
+                Some(token),
+                scenario.body.as_ref(),
+                scenario.status,
+            )
+            .await;
+        }
+    })
+    .await
+}
+
 /// One request; the body is checked for status only, so the client spends as little CPU as
 /// it can on the cores it shares with the server.
 pub async fn call(
