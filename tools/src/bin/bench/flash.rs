@@ -2,7 +2,8 @@
 //! order queues on the same row locks, as on a shop's busiest minute. Its floor is a
 //! transaction that takes only those locks (one guarded stock update) and commits: no order
 //! can be placed faster than that. The order floor adds the rows an order writes; the
-//! checked order floor adds the two reads every order must also make before it writes.
+//! checked order floor adds the two reads every order must also make before it writes, and
+//! two floors in between add them a part at a time, so that each part's cost shows.
 
 use sqlx::MySqlPool;
 
@@ -14,19 +15,23 @@ use crate::warm::{Stats, measure, next_buyer};
 pub struct Cpu {
     pub lock_floor: PerOp,
     pub order_floor: PerOp,
+    pub locked_floor: PerOp,
+    pub counted_floor: PerOp,
     pub checked_floor: PerOp,
     pub domain: PerOp,
     pub http: PerOp,
 }
 
-/// What the flash sale measures in turns: the three floors, the domain code, and
+/// What the flash sale measures in turns: the five floors, the domain code, and
 /// `POST /orders` by product and by variant (in-process client).
-pub const CONTENDERS: usize = 6;
+pub const CONTENDERS: usize = 8;
 
 /// Each contender's median run of three, taken in turns.
 pub struct Sale {
     pub lock_floor: Stats,
     pub order_floor: Stats,
+    pub locked_floor: Stats,
+    pub counted_floor: Stats,
     pub checked_floor: Stats,
     pub domain: Stats,
     pub http: Stats,
@@ -79,14 +84,26 @@ pub async fn lock_floor(pool: &MySqlPool, products: &[u64], n: usize, concurrenc
     .await
 }
 
+/// The reads an order floor makes before it writes, a part more at each step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checks {
+    None,
+    /// The owner's row locked with the columns a token is checked against, nothing counted.
+    Lock,
+    /// The owner's row locked with their running holds counted, as an order locks it.
+    LockAndCount,
+    /// That, then the lines' names, prices and stock.
+    All,
+}
+
 /// The fair floor for a whole order: the rows a flash-sale order writes (the order, its
 /// history, its three lines in one insert, its event with a payload of an order's size) and
 /// the same guarded stock update, in as few statements as SQL allows, then the commit. What
 /// it leaves out is what an order must also do: lock and check its owner, read prices.
 /// The flash sale sends no idempotency key, so none is written here either.
 ///
-/// With `checks`, it first makes the two reads an order cannot skip, as an order makes
-/// them: the owner's row locked with their running holds counted (the domain's own
+/// With [`Checks::All`], it first makes the two reads an order cannot skip, as an order
+/// makes them: the owner's row locked with their running holds counted (the domain's own
 /// function), and the lines' names, prices and stock read by variant id. What is then left
 /// between it and `POST /orders` is the code, not the SQL an order needs.
 pub async fn order_floor(
@@ -95,7 +112,7 @@ pub async fn order_floor(
     buyers: &[u64],
     n: usize,
     concurrency: usize,
-    checks: bool,
+    checks: Checks,
 ) -> Stats {
     let variants = variant_ids(pool, products).await;
     let payload: String = format!("{{\"order\":\"{}\"}}", "x".repeat(700));
@@ -110,9 +127,20 @@ pub async fn order_floor(
         async move {
             let buyer = buyers[next_buyer() % buyers.len()];
             let mut tx = pool.begin().await.unwrap();
-            if checks {
+            if checks == Checks::Lock {
+                let owner =
+                    sqlx::query("SELECT role, token_version FROM users WHERE id = ? FOR UPDATE")
+                        .bind(buyer)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .unwrap();
+                assert!(owner.is_some());
+            }
+            if matches!(checks, Checks::LockAndCount | Checks::All) {
                 let owner = domain::stock::lock_owner(&mut tx, buyer).await.unwrap();
                 assert!(owner.is_some());
+            }
+            if checks == Checks::All {
                 let mut read = sqlx::QueryBuilder::new(
                     "SELECT v.id, p.name, v.price, v.stock, CAST(v.sku AS CHAR), \
                      CAST(v.options AS CHAR), UTC_TIMESTAMP(6) \

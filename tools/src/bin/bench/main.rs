@@ -172,12 +172,12 @@ async fn main() {
     eprintln!("the flash sale's floor, and wrk ...");
     let (buyers, products) = (&fixture.buyer_ids, &fixture.product_ids);
     let asked = flash::statements_so_far(&pool).await;
-    flash::order_floor(&state.pool, products, buyers, 200, 1, false).await;
+    flash::order_floor(&state.pool, products, buyers, 200, 1, flash::Checks::None).await;
     statements.order_floor =
         (flash::statements_so_far(&pool).await - asked - 1) as f64 / warm::runs(200) as f64;
     fixture::holds_run_out(&pool).await;
     let asked = flash::statements_so_far(&pool).await;
-    flash::order_floor(&state.pool, products, buyers, 200, 1, true).await;
+    flash::order_floor(&state.pool, products, buyers, 200, 1, flash::Checks::All).await;
     statements.checked_floor =
         (flash::statements_so_far(&pool).await - asked - 1) as f64 / warm::runs(200) as f64;
     // The floors, the domain code and POST /orders run three times in turns, each reporting
@@ -194,15 +194,22 @@ async fn main() {
             if turn > 0 {
                 fixture::holds_run_out(&pool).await;
             }
-            let http = turn >= 4;
+            let http = turn >= 6;
             let meter = cpu::Meter::start(if http { serve.id() } else { std::process::id() });
             let run = match turn {
                 0 => flash::lock_floor(&state.pool, products, 1200, 16).await,
-                1 | 2 => {
-                    let checks = turn == 2;
+                1..=4 => {
+                    use flash::Checks;
+                    let checks = [
+                        Checks::None,
+                        Checks::Lock,
+                        Checks::LockAndCount,
+                        Checks::All,
+                    ];
+                    let checks = checks[turn - 1];
                     flash::order_floor(&state.pool, products, buyers, 1200, 16, checks).await
                 }
-                3 => {
+                5 => {
                     let (state, fixture) = (state.clone(), fixture.clone());
                     warm::measure(1200, 16, move || {
                         floor(state.clone(), fixture.clone(), warm::FLASH_SALE)
@@ -210,17 +217,28 @@ async fn main() {
                     .await
                 }
                 _ => {
-                    let sale = &sales[turn - 4];
+                    let sale = &sales[turn - 6];
                     warm::over_http(&client, &base, buyer_tokens.clone(), sale, 1200, 16).await
                 }
             };
             runs.push((run, meter.per_op(warm::runs(1200) as f64)));
         }
     }
-    let [lock, order, checked, domain, http, by_variant] = turns.map(median_run);
+    let [
+        lock,
+        order,
+        locked,
+        counted,
+        checked,
+        domain,
+        http,
+        by_variant,
+    ] = turns.map(median_run);
     let sale = flash::Sale {
         lock_floor: lock.0,
         order_floor: order.0,
+        locked_floor: locked.0,
+        counted_floor: counted.0,
         checked_floor: checked.0,
         domain: domain.0,
         http: http.0,
@@ -229,9 +247,11 @@ async fn main() {
     (
         flash_cpu.lock_floor,
         flash_cpu.order_floor,
+        flash_cpu.locked_floor,
+        flash_cpu.counted_floor,
         flash_cpu.checked_floor,
         flash_cpu.domain,
-    ) = (lock.1, order.1, checked.1, domain.1);
+    ) = (lock.1, order.1, locked.1, counted.1, checked.1, domain.1);
     let release = ping::release_cost(&url, &state.pool, fixture.product_ids[0], 2000).await;
     let external = if external::available() {
         external::pin_server(serve.id(), true);
