@@ -630,6 +630,83 @@ async fn a_customer_holds_at_most_max_pending_orders(pool: MySqlPool) {
         .expect(201);
 }
 
+/// The cap is checked against a bound the owner's row keeps: each order placed pending
+/// raises it, nothing that ends a hold lowers it, and an order that finds it at the cap
+/// counts. Pending orders written by hand before the account's first order are counted
+/// too: every account starts with the bound unknown.
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn the_cap_rests_on_a_bound_raised_by_each_order_and_on_a_count_at_the_cap(pool: MySqlPool) {
+    let mut state = testkit::state(pool);
+    state.order_limits.max_pending = 3;
+    let app = TestApp::with_state(state, orders::router);
+    let ada = app.customer().await;
+    let mug = app.product("Mug", "4", 100).await;
+    let items = json!([{"product_id": mug, "quantity": 1}]);
+    let bound = |id: u64| {
+        let pool = app.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, Option<u32>>(
+                "SELECT pending_orders_bound FROM users WHERE id = ?",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    // Two pending orders written by hand, and one that has run out.
+    for expires in ["1 HOUR", "1 HOUR", "-1 SECOND"] {
+        sqlx::query(&format!(
+            "INSERT INTO orders (user_id, total, expires_at) \
+             VALUES (?, 4, UTC_TIMESTAMP(6) + INTERVAL {expires})"
+        ))
+        .bind(ada.id)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    }
+    assert_eq!(bound(ada.id).await, None);
+    let first = order(&app, &ada, items.clone()).await["id"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(bound(ada.id).await, Some(3), "counted 2, then raised");
+    let refused = || async {
+        let refusal = app
+            .post("/orders")
+            .token(&ada.token)
+            .json(json!({"items": items}))
+            .send()
+            .await;
+        assert_eq!(
+            refusal.problem(409)["type"],
+            "/problems/too-many-pending-orders"
+        );
+    };
+    refused().await;
+    assert_eq!(
+        bound(ada.id).await,
+        Some(3),
+        "a refused order raises nothing"
+    );
+
+    // A cancel ends a hold without lowering the bound; the next order counts again.
+    app.put(&format!("/orders/{first}"))
+        .token(&ada.token)
+        .json(json!({"status": "cancelled"}))
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(bound(ada.id).await, Some(3));
+    order(&app, &ada, items.clone()).await;
+    assert_eq!(bound(ada.id).await, Some(3), "counted 2, then raised");
+    refused().await;
+    assert_eq!(
+        app.stock(mug).await,
+        99,
+        "one order holds one; the cancelled gave its back"
+    );
+}
+
 /// Many orders of one customer at once: each counts the customer's pending orders under
 /// the customer's row lock, so exactly as many as the cap allows get through.
 #[sqlx::test(migrator = "domain::MIGRATOR")]
@@ -931,14 +1008,16 @@ async fn a_revoked_or_deleted_accounts_token_places_and_replays_nothing(pool: My
 
 /// What an order costs the database, counted by the server on the one connection the
 /// router gets. A flash sale's order (for oneself, no key, no code, no address) runs: BEGIN,
-/// the owner's lock (confirming the token and counting their pending orders), the variants'
-/// prices, the order, its history, its lines, its event, a savepoint and the stock (one
-/// round trip), COMMIT: two reads. The order that takes a variant's last unit undoes to
-/// the savepoint, takes the stock again with its levels read back (one round trip), and
-/// reads the product (two reads) for the out-of-stock event it records: six more
-/// statements, three more reads.
+/// the owner's lock (confirming the token and reading the bound on their pending orders),
+/// the variants' prices, the order, its history, its lines, its event, the owner's bound
+/// raised, a savepoint and the stock (one round trip), COMMIT: two reads. A customer's
+/// first order counts their pending orders, the bound being unknown, and sets it: two more
+/// statements, one more read. The order that takes a variant's last unit undoes to the
+/// savepoint, takes the stock again with its levels read back (one round trip), and reads
+/// the product (two reads) for the out-of-stock event it records: six more statements,
+/// three more reads.
 #[sqlx::test(migrator = "domain::MIGRATOR")]
-async fn an_order_for_oneself_runs_ten_statements(pool: MySqlPool) {
+async fn an_order_for_oneself_runs_eleven_statements(pool: MySqlPool) {
     let options = (*pool.connect_options()).clone();
     let one = sqlx::mysql::MySqlPoolOptions::new()
         .max_connections(1)
@@ -947,7 +1026,8 @@ async fn an_order_for_oneself_runs_ten_statements(pool: MySqlPool) {
         .unwrap();
     let app = app(one.clone());
     let ada = app.customer().await;
-    let mug = app.product("Mug", "4", 3).await;
+    let bob = app.customer().await;
+    let mug = app.product("Mug", "4", 4).await;
     let items = json!([{"product_id": mug, "quantity": 1}]);
     let counters = || async {
         let rows: Vec<(String, String)> = sqlx::query_as(
@@ -984,13 +1064,19 @@ async fn an_order_for_oneself_runs_ten_statements(pool: MySqlPool) {
     let before = counters().await;
     order(&app, &ada, items.clone()).await;
     let leaving_one = cost(before, counters().await);
-    assert_eq!(leaving_one, [10, 2, 0], "statements, reads, undos");
+    assert_eq!(leaving_one, [11, 2, 0], "statements, reads, undos");
+    assert_eq!(app.stock(mug).await, 2);
+
+    let before = counters().await;
+    order(&app, &bob, items.clone()).await;
+    let counting = cost(before, counters().await);
+    assert_eq!(counting, [13, 3, 0], "statements, reads, undos");
     assert_eq!(app.stock(mug).await, 1);
 
     let before = counters().await;
     order(&app, &ada, items).await;
     let the_last = cost(before, counters().await);
-    assert_eq!(the_last, [16, 5, 1], "statements, reads, undos");
+    assert_eq!(the_last, [17, 5, 1], "statements, reads, undos");
     assert_eq!(app.stock(mug).await, 0);
 }
 

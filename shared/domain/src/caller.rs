@@ -7,7 +7,7 @@ use crate::role::Role;
 
 /// A bearer token's account and version: its signature and expiry are checked, the account
 /// not yet. [`Claimed::confirm`] confirms it with one read; a transaction that locks
-/// the account's row anyway confirms it with that lock ([`crate::stock::lock_claimed`]),
+/// the account's row anyway confirms it with that lock ([`crate::orders::admission::lock_claimed`]),
 /// which spares a request a statement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Claimed {

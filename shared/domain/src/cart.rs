@@ -11,7 +11,8 @@ use crate::discounts::Code;
 use crate::error::{Conflict, Error, FieldError, Result};
 use crate::id::Id;
 use crate::money::Money;
-use crate::orders::create::{Placed, admit, cart_not_orderable};
+use crate::orders::admission::admit;
+use crate::orders::create::{Placed, cart_not_orderable};
 use crate::orders::history::Actor;
 use crate::orders::model::{Item, MAX_LINES, MAX_QUANTITY, WantedLine};
 use crate::settings::OrderLimits as Limits;
@@ -297,8 +298,8 @@ pub async fn clear(pool: &MySqlPool, user_id: u64) -> Result<()> {
 }
 
 /// Turns `user_id`'s cart into an order inside `tx`, for `caller`, and empties it: what
-/// checkout answers. The owner is admitted first (locked, their pending orders counted;
-/// see [`crate::orders::create::admit`]), then the cart lines are locked (the lock order of
+/// checkout answers. The owner is admitted first (locked, their pending orders checked;
+/// see [`crate::orders::admission::admit`]), then the cart lines are locked (the lock order of
 /// `crate::stock`). Stock is checked again here, since it may have moved since the lines
 /// were set. As for `POST /orders`, the caller takes the stock last, right before
 /// committing. A cart of more lines than an order may have (one filled before carts were

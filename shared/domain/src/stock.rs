@@ -45,13 +45,15 @@
 //! # Why the owner of a new order is locked exclusively
 //!
 //! A customer may hold only so many pending orders, and a cart only so many lines; both
-//! are counted under the user's row lock. A shared lock does not serialise two counts: two
-//! orders of one customer would each hold it, each count nine pending orders, and both
-//! place a tenth. An exclusive lock makes one customer's order placements (and cart
-//! changes) take turns, while different customers never wait on each other. The mode is
-//! chosen up front, before the idempotency key: the key's insert takes the caller's row
-//! shared through its foreign key, and two requests that each hold a shared lock and then
-//! ask for the exclusive one wait for each other forever (see [`lock_parties`]).
+//! are checked under the user's row lock (pending orders against a bound kept on that row,
+//! counted when the bound reaches the cap: see [`crate::orders::admission`]). A shared lock does not
+//! serialise two checks: two orders of one customer would each hold it, each find nine
+//! pending orders, and both place a tenth. An exclusive lock makes one customer's order
+//! placements (and cart changes) take turns, while different customers never wait on each
+//! other. The mode is chosen up front, before the idempotency key: the key's insert takes
+//! the caller's row shared through its foreign key, and two requests that each hold a
+//! shared lock and then ask for the exclusive one wait for each other forever (see
+//! [`lock_parties`]).
 //!
 //! # No locks on gaps
 //!
@@ -73,11 +75,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use sqlx::{MySql, QueryBuilder};
 
-use crate::caller::{Caller, Claimed};
 use crate::error::{Error, Result};
 use crate::events::{self, EventType};
 use crate::products::{self, Product, ProductPatch};
-use crate::role::Role;
 pub(crate) use crate::sql::push_ids;
 use crate::variants::{self, Variant, VariantPatch};
 use platform::db::Tx;
@@ -101,58 +101,6 @@ pub async fn lock_user_exclusive(tx: &mut Tx<'static>, user_id: u64) -> Result<b
         .fetch_optional(&mut **tx)
         .await?;
     Ok(found.is_some())
-}
-
-/// Level 1: the caller's own row, exclusive, read with the token version that confirms
-/// `claimed` (see [`Claimed::confirm`]) and the account's pending orders that have
-/// not run out, counted under the lock (a new order of theirs is counted against them).
-/// `None` when the account is gone or the token is of an older version.
-pub async fn lock_claimed(tx: &mut Tx<'static>, claimed: Claimed) -> Result<Option<Locked>> {
-    let row = lock_owner_row(tx, claimed.id).await?;
-    Ok(row.and_then(|(caller, version, pending)| {
-        (version == claimed.token_version).then_some(Locked { caller, pending })
-    }))
-}
-
-/// Level 1: a new order's owner, exclusive, and their pending orders counted under the
-/// lock. `None` when the account does not exist.
-pub async fn lock_owner(tx: &mut Tx<'static>, owner: u64) -> Result<Option<Locked>> {
-    let row = lock_owner_row(tx, owner).await?;
-    Ok(row.map(|(caller, _, pending)| Locked { caller, pending }))
-}
-
-/// An account locked for a new order of theirs.
-#[derive(Debug, Clone, Copy)]
-pub struct Locked {
-    /// The account as a caller (its current role).
-    pub caller: Caller,
-    /// Its pending orders whose hold has not run out.
-    pub pending: i64,
-}
-
-/// One statement: the row locked, and the count read after the lock is granted. The count
-/// is a subquery, which a locking read does not lock and which reads the latest committed
-/// orders when no earlier plain read in the transaction has fixed its snapshot; taken
-/// under this lock, it sees every order of theirs already committed, and no new one can
-/// be written before this commits.
-///
-/// The index is named because MariaDB plans a statement again at every execution, prepared
-/// or not, and estimates each of the four indexes that start with the owner or the status
-/// by descending into it: a quarter of this statement's time on every order (measured with
-/// the slow query log: 199 µs left to choose, 149 µs with the index named). The named index
-/// is the one it picks anyway (`shared/domain/tests/pending_count.rs` checks the rows read).
-async fn lock_owner_row(tx: &mut Tx<'static>, id: u64) -> Result<Option<(Caller, u32, i64)>> {
-    let row = sqlx::query!(
-        r#"SELECT u.role AS "role: Role", u.token_version,
-                  (SELECT COUNT(*) FROM orders o FORCE INDEX (orders_user_status_expires_idx)
-                   WHERE o.user_id = u.id AND o.status = 'pending'
-                     AND o.expires_at > UTC_TIMESTAMP(6)) AS "pending!: i64"
-           FROM users u WHERE u.id = ? FOR UPDATE"#,
-        id
-    )
-    .fetch_optional(&mut **tx)
-    .await?;
-    Ok(row.map(|r| (Caller { id, role: r.role }, r.token_version, r.pending)))
 }
 
 /// Level 1 for a request by `caller` for `owner` (the owner of a new order, locked

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::{Serialize, Serializer};
 use sqlx::{Executor, MySql, MySqlPool, QueryBuilder, Row};
 
+use super::admission;
 use super::history::{self, Actor};
 use super::model::{Order, OrderLine, WantedLine};
 use super::resolve::{StockLine, refusal, resolve};
@@ -55,9 +56,16 @@ impl Placed {
     /// stock and are done with it; one that empties a variant, or finds one short or gone,
     /// reads the levels back under those locks: they say which variants ran out, or name
     /// each line that is short or gone, and then nothing is kept (the caller rolls back).
+    ///
+    /// A pending order also raises its owner's bound on running holds in the same round
+    /// trip (see [`admission::lock_owner`]): it holds stock from now on.
     pub async fn take_stock(&self, tx: &mut Tx<'static>) -> Result<()> {
         let lines = &self.lines;
-        let Some((all_taken, levels)) = take(tx, lines).await? else {
+        let holder = match self.order.status {
+            Status::Pending => self.order.user_id,
+            _ => None,
+        };
+        let Some((all_taken, levels)) = take(tx, lines, holder).await? else {
             return Ok(());
         };
         if all_taken {
@@ -83,35 +91,6 @@ impl Serialize for Placed {
     fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
         self.order.serialize(serializer)
     }
-}
-
-/// Level 1 for a new order (see [`crate::stock`]): the owner's row, exclusive, with their
-/// pending orders counted under it against `max_pending` (a conflict when the new one would
-/// pass it). Returns false when the owner does not exist.
-///
-/// Every path that places an order for this owner takes the same exclusive lock first, so
-/// their counts happen one after the other and the cap holds however many run at once; a
-/// shared lock would let two of them count the same orders and both pass. Holds that have
-/// run out do not count: those orders are as good as cancelled, whether or not the sweep
-/// has got to them.
-pub(crate) async fn admit(tx: &mut Tx<'static>, owner: u64, max_pending: u32) -> Result<bool> {
-    match stock::lock_owner(tx, owner).await? {
-        Some(locked) => within_cap(locked.pending, max_pending).map(|()| true),
-        None => Ok(false),
-    }
-}
-
-fn within_cap(pending: i64, max_pending: u32) -> Result<()> {
-    if pending >= i64::from(max_pending) {
-        return Err(Error::conflict(
-            Conflict::TooManyPendingOrders,
-            format!(
-                "This customer already holds {pending} pending orders, the most one may hold at \
-                 once; pay, cancel, or let one expire first."
-            ),
-        ));
-    }
-    Ok(())
 }
 
 /// Who places an order, and for whom.
@@ -160,7 +139,7 @@ impl Buyer {
 
 /// Writes a pending order inside `tx` that holds its stock for `hold` and ships to `ship`
 /// (already resolved by the caller, so a wrong address is refused before anything is
-/// written), for an owner the caller has admitted ([`admit`]): resolves each line to a
+/// written), for an owner the caller has admitted ([`admission::admit`]): resolves each line to a
 /// variant, refuses unknown products and variants and products with several variants
 /// (invalid input) and short stock (a conflict naming every short line) as far as a plain
 /// read can tell, and writes the order, its lines with name, SKU, options and price as of
@@ -297,7 +276,7 @@ fn taken(lines: &[StockLine]) -> BTreeMap<u64, i64> {
         .collect()
 }
 
-/// `POST /orders` by `buyer`: locks the owner and counts their pending orders (confirming
+/// `POST /orders` by `buyer`: locks the owner and checks their pending orders (confirming
 /// the token of an order for oneself with the same statement), resolves where the order
 /// ships, then writes it. The caller takes the stock last, right before committing. An
 /// owner who does not exist is the request's fault (invalid input), unless it is the
@@ -312,13 +291,13 @@ pub async fn place(
 ) -> Result<Placed> {
     let (caller, owner) = match buyer {
         Buyer::Own(claimed) => {
-            let locked = stock::lock_claimed(tx, claimed).await?;
+            let locked = admission::lock_claimed(tx, claimed, limits.max_pending).await?;
             let locked = locked.ok_or(Error::AccountGone)?;
-            within_cap(locked.pending, limits.max_pending)?;
+            admission::within_cap(locked.pending, limits.max_pending)?;
             (locked.caller, claimed.id)
         }
         Buyer::For { caller, owner } => {
-            if !admit(tx, owner, limits.max_pending).await? {
+            if !admission::admit(tx, owner, limits.max_pending).await? {
                 return Err(Error::invalid("user_id", "does not name an existing user"));
             }
             (caller, owner)
@@ -358,10 +337,14 @@ pub(crate) fn cart_not_orderable(errors: Vec<FieldError>) -> Error {
 /// Undoing to the savepoint keeps the locks the first update took (under REPEATABLE READ,
 /// on every row it examined), so the second locks nothing new, in primary-key order.
 ///
+/// The `holder`'s bound on running holds is raised first, in the first batch, so that it
+/// costs no round trip of its own and no variant lock is held while it runs.
+///
 /// A batch cannot bind parameters: ids and quantities are integers formatted into it.
 async fn take(
     tx: &mut Tx<'static>,
     lines: &[StockLine],
+    holder: Option<u64>,
 ) -> Result<Option<(bool, Vec<stock::Level>)>> {
     let ids = lines
         .iter()
@@ -378,9 +361,14 @@ async fn take(
              updated_at = CURRENT_TIMESTAMP(6) WHERE id IN ({ids}) AND stock {guard} CASE id{quantities} END"
         )
     };
-    let leaving_stock = format!("SAVEPOINT take_stock; {}", update(">"));
+    let hold = holder
+        .map(|owner| format!("{}; ", admission::raise_bound(owner)))
+        .unwrap_or_default();
+    let leaving_stock = format!("{hold}SAVEPOINT take_stock; {}", update(">"));
+    // The batch's rows add up: the holder's row (matched, found by its key) and each
+    // variant the update took from.
     let taken = (&mut **tx).execute(sqlx::raw_sql(&leaving_stock)).await?;
-    if taken.rows_affected() == lines.len() as u64 {
+    if taken.rows_affected() == lines.len() as u64 + u64::from(holder.is_some()) {
         return Ok(None);
     }
     let batch = format!(

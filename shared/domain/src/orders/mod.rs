@@ -1,6 +1,7 @@
 //! Orders: lines with prices as bought, stock taken in the order's transaction, the status
 //! machine, the expiry of stock holds, and their SQL.
 
+pub mod admission;
 pub mod create;
 pub mod history;
 pub mod lifecycle;

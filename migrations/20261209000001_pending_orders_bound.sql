@@ -1,0 +1,15 @@
+-- An order is refused when its owner already holds MAX_PENDING_ORDERS pending orders whose
+-- hold still runs. Counting them on every order read the index every concurrent order
+-- inserts into, and cost more than any other statement an order makes under a flash sale
+-- (make bench). The owner's row now carries a bound the lock reads instead:
+--
+-- * it is never below the owner's running holds: every order placed pending raises it in
+--   its own transaction, under the lock on this row that every placement takes first, and
+--   nothing else makes a hold run (paying, cancelling and expiry only end them);
+-- * it is above them once holds end, so an order that finds it at the cap counts the
+--   holds, sets it to the count, and is refused only on the count.
+--
+-- NULL means not known: the next order counts. Every account starts so, which also covers
+-- orders written before this column existed, or by hand (set it to NULL after writing
+-- pending orders any other way than through the API).
+ALTER TABLE users ADD COLUMN pending_orders_bound INT UNSIGNED NULL;
