@@ -139,11 +139,11 @@ impl Buyer {
 
 /// Writes a pending order inside `tx` that holds its stock for `hold` and ships to `ship`
 /// (already resolved by the caller, so a wrong address is refused before anything is
-/// written), for an owner the caller has admitted ([`admission::admit`]): resolves each line to a
-/// variant, refuses unknown products and variants and products with several variants
-/// (invalid input) and short stock (a conflict naming every short line) as far as a plain
-/// read can tell, and writes the order, its lines with name, SKU, options and price as of
-/// now, and the first entry of its history. No variant row is locked yet: the stock is
+/// written), for an owner the caller has admitted ([`admission::admit`]): resolves each
+/// line to a variant, refuses unknown products and variants and products with several
+/// variants (invalid input) and short stock (a conflict naming every short line) as far as
+/// a plain read can tell, and writes the order, its lines with name, SKU, options and
+/// price as of now, and the first entry of its history. No variant row is locked yet: the stock is
 /// taken by [`Placed::take_stock`].
 pub(crate) async fn prepare(
     tx: &mut Tx<'static>,
