@@ -630,8 +630,8 @@ async fn a_customer_holds_at_most_max_pending_orders(pool: MySqlPool) {
         .expect(201);
 }
 
-/// The cap is checked against a bound the owner's row keeps: each order placed pending
-/// raises it, nothing that ends a hold lowers it, and an order that finds it at the cap
+/// The cap is checked against a bound the owner's row keeps: each order admitted raises
+/// it, nothing that ends a hold lowers it, and an order that finds it at the cap
 /// counts. Pending orders written by hand before the account's first order are counted
 /// too: every account starts with the bound unknown.
 #[sqlx::test(migrator = "domain::MIGRATOR")]
@@ -1008,16 +1008,16 @@ async fn a_revoked_or_deleted_accounts_token_places_and_replays_nothing(pool: My
 
 /// What an order costs the database, counted by the server on the one connection the
 /// router gets. A flash sale's order (for oneself, no key, no code, no address) runs: BEGIN,
-/// the owner's lock (confirming the token and reading the bound on their pending orders),
-/// the variants' prices, the order, its history, its lines, its event, the owner's bound
-/// raised, a savepoint and the stock (one round trip), COMMIT: two reads. A customer's
-/// first order counts their pending orders, the bound being unknown, and sets it: two more
-/// statements, one more read. The order that takes a variant's last unit undoes to the
-/// savepoint, takes the stock again with its levels read back (one round trip), and reads
-/// the product (two reads) for the out-of-stock event it records: six more statements,
-/// three more reads.
+/// the owner admitted (one update that locks their row, confirms the token and raises the
+/// bound on their pending orders), the variants' prices, the order, its history, its lines,
+/// its event, a savepoint and the stock (one round trip), COMMIT: one read. A customer's
+/// first order finds the bound unknown, so it reads the row under the lock that update
+/// took, counts their pending orders and sets the bound: three more statements, two more
+/// reads. The order that takes a variant's last unit undoes to the savepoint, takes the
+/// stock again with its levels read back (one round trip), and reads the product (two
+/// reads) for the out-of-stock event it records: six more statements, three more reads.
 #[sqlx::test(migrator = "domain::MIGRATOR")]
-async fn an_order_for_oneself_runs_eleven_statements(pool: MySqlPool) {
+async fn an_order_for_oneself_runs_ten_statements(pool: MySqlPool) {
     let options = (*pool.connect_options()).clone();
     let one = sqlx::mysql::MySqlPoolOptions::new()
         .max_connections(1)
@@ -1064,7 +1064,7 @@ async fn an_order_for_oneself_runs_eleven_statements(pool: MySqlPool) {
     let before = counters().await;
     order(&app, &ada, items.clone()).await;
     let leaving_one = cost(before, counters().await);
-    assert_eq!(leaving_one, [11, 2, 0], "statements, reads, undos");
+    assert_eq!(leaving_one, [10, 1, 0], "statements, reads, undos");
     assert_eq!(app.stock(mug).await, 2);
 
     let before = counters().await;
@@ -1076,7 +1076,7 @@ async fn an_order_for_oneself_runs_eleven_statements(pool: MySqlPool) {
     let before = counters().await;
     order(&app, &ada, items).await;
     let the_last = cost(before, counters().await);
-    assert_eq!(the_last, [17, 5, 1], "statements, reads, undos");
+    assert_eq!(the_last, [16, 4, 1], "statements, reads, undos");
     assert_eq!(app.stock(mug).await, 0);
 }
 

@@ -7,8 +7,8 @@ use crate::role::Role;
 
 /// A bearer token's account and version: its signature and expiry are checked, the account
 /// not yet. [`Claimed::confirm`] confirms it with one read; a transaction that locks
-/// the account's row anyway confirms it with that lock ([`crate::orders::admission::lock_claimed`]),
-/// which spares a request a statement.
+/// the account's row anyway confirms it with that lock
+/// ([`crate::orders::admission::admit_claimed`]), which spares a request a statement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Claimed {
     pub id: u64,

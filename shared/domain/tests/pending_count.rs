@@ -1,6 +1,6 @@
 //! An order checks its customer's pending orders whose hold still runs, under the lock on
-//! the customer's row (`orders::admission::lock_owner`): against the bound the row keeps, and by a
-//! count when the bound is unknown or has reached the cap. The count reads the index
+//! the customer's row (`orders::admission::admit`): against the bound the row keeps, and by
+//! a count when the bound is unknown or has reached the cap. The count reads the index
 //! entries of running holds only: a customer's finished orders and run-out holds are never
 //! read again, however many there are.
 
@@ -58,32 +58,68 @@ async fn the_pending_count_reads_only_running_holds(pool: MySqlPool) {
         .await
         .unwrap();
 
-    let (pending, read) = check_reading(&pool, user, 10).await;
-    assert_eq!(pending, 3);
-    // The user's row, the count's three entries with the look-ups that find them, and the
-    // row again to set its bound.
+    let (admitted, read) = check_reading(&pool, user, 10).await;
+    assert!(admitted.is_ok());
+    // The update that found the bound unknown, the user's row read under its lock, the
+    // count's three entries with the look-ups that find them, and the row again to set its
+    // bound.
     assert!(
-        read <= 3 + 4 + 1,
-        "locking the owner and counting 3 running holds read {read} rows among 123 orders"
+        read <= 1 + 3 + 4 + 1,
+        "admitting the owner and counting 3 running holds read {read} rows among 123 orders"
     );
-    assert_eq!(bound(&pool, user).await, Some(3));
+    assert_eq!(
+        bound(&pool, user).await,
+        Some(4),
+        "3 counted, and the new order"
+    );
 
-    // Known and below the cap, the bound is all an order reads.
-    assert_eq!(check_reading(&pool, user, 10).await, (3, 1));
+    // Known and below the cap, the bound is all an order reads (one update by key).
+    let (admitted, read) = check_reading(&pool, user, 10).await;
+    assert!(admitted.is_ok());
+    assert_eq!(read, 1);
+    assert_eq!(bound(&pool, user).await, Some(5));
 }
 
-/// The pending orders an order for `user` is checked against under `cap`, and the rows
-/// and index entries the check read, in a transaction of its own that commits.
-async fn check_reading(pool: &MySqlPool, user: u64, cap: u32) -> (i64, i64) {
+/// Whether an order for `user` is admitted under `cap` (a refusal is the conflict), and the
+/// rows and index entries the check read, in a transaction of its own that commits (as an
+/// order's does when it is written, raising the bound) or rolls back (as a refused order's
+/// does).
+async fn check_reading(
+    pool: &MySqlPool,
+    user: u64,
+    cap: u32,
+) -> (Result<(), domain::error::Error>, i64) {
     let mut tx = pool.begin().await.unwrap();
     let before = reads(&mut tx).await;
-    let locked = domain::orders::admission::lock_owner(&mut tx, user, cap)
-        .await
-        .unwrap()
-        .unwrap();
+    let admitted = domain::orders::admission::admit(&mut tx, user, cap).await;
     let read = reads(&mut tx).await - before;
-    tx.commit().await.unwrap();
-    (locked.pending, read)
+    match admitted {
+        Ok(found) => {
+            assert!(found, "the user exists");
+            tx.commit().await.unwrap();
+            (Ok(()), read)
+        }
+        Err(refusal) => {
+            tx.rollback().await.unwrap();
+            (Err(refusal), read)
+        }
+    }
+}
+
+/// The refusal's message names the orders counted.
+fn refused_at(admitted: Result<(), domain::error::Error>) -> String {
+    let refusal = admitted.expect_err("refused");
+    assert!(
+        matches!(
+            refusal,
+            domain::error::Error::Conflict {
+                kind: domain::error::Conflict::TooManyPendingOrders,
+                ..
+            }
+        ),
+        "{refusal:?}"
+    );
+    refusal.to_string()
 }
 
 async fn bound(pool: &MySqlPool, user: u64) -> Option<u32> {
@@ -114,21 +150,84 @@ async fn a_bound_at_the_cap_is_counted_again(pool: MySqlPool) {
     orders(&pool, user, "paid", "1 HOUR", 5).await;
     set_bound(&pool, user, Some(5)).await;
 
-    // At the cap: counted, and the bound comes down to the count.
-    assert_eq!(check_reading(&pool, user, 5).await.0, 2);
-    assert_eq!(bound(&pool, user).await, Some(2));
+    // At the cap: counted, and the bound comes down to the count and the new order.
+    assert!(check_reading(&pool, user, 5).await.0.is_ok());
+    assert_eq!(bound(&pool, user).await, Some(3));
 
-    // Below a lower cap than the bound: the bound is not trusted either.
+    // At a lower cap than the bound: the bound is not trusted, the count refuses.
+    let refusal = refused_at(check_reading(&pool, user, 2).await.0);
+    assert!(refusal.contains("2 pending orders"), "{refusal}");
     assert_eq!(
-        check_reading(&pool, user, 2).await.0,
-        2,
-        "the count, not the bound"
+        bound(&pool, user).await,
+        Some(3),
+        "a refusal changes nothing"
     );
-    assert_eq!(bound(&pool, user).await, Some(2), "no room: left as it was");
 
     // Unknown (as every account starts, or after orders written by hand): counted.
     orders(&pool, user, "pending", "1 HOUR", 4).await;
     set_bound(&pool, user, None).await;
-    assert_eq!(check_reading(&pool, user, 10).await.0, 6);
-    assert_eq!(bound(&pool, user).await, Some(6));
+    let refusal = refused_at(check_reading(&pool, user, 6).await.0);
+    assert!(refusal.contains("6 pending orders"), "{refusal}");
+    assert_eq!(bound(&pool, user).await, None);
+    assert!(check_reading(&pool, user, 10).await.0.is_ok());
+    assert_eq!(bound(&pool, user).await, Some(7));
+}
+
+/// An order for oneself is admitted by one update only for a customer whose token is
+/// current and whose bound is below the cap; otherwise the row is read under that
+/// update's lock and decided there: a stale token or a missing account is refused with
+/// nothing raised, an admin is admitted as an admin.
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn an_order_for_oneself_confirms_the_token_and_the_role(pool: MySqlPool) {
+    use domain::caller::Claimed;
+    use domain::orders::admission::admit_claimed;
+    use domain::role::Role;
+
+    let user = customer(&pool, "ada@example.com").await;
+    set_bound(&pool, user, Some(0)).await;
+    let admit = |claimed: Claimed| {
+        let pool = pool.clone();
+        async move {
+            let mut tx = pool.begin().await.unwrap();
+            let caller = admit_claimed(&mut tx, claimed, 10).await.unwrap();
+            tx.commit().await.unwrap();
+            caller.map(|caller| caller.role)
+        }
+    };
+    let version: u32 = sqlx::query_scalar("SELECT token_version FROM users WHERE id = ?")
+        .bind(user)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let current = Claimed {
+        id: user,
+        token_version: version,
+    };
+
+    assert_eq!(admit(current).await, Some(Role::Customer));
+    assert_eq!(bound(&pool, user).await, Some(1));
+
+    let stale = Claimed {
+        token_version: version + 1,
+        ..current
+    };
+    assert_eq!(admit(stale).await, None);
+    let gone = Claimed {
+        id: user + 1000,
+        ..current
+    };
+    assert_eq!(admit(gone).await, None);
+    assert_eq!(
+        bound(&pool, user).await,
+        Some(1),
+        "nothing raised for a refusal"
+    );
+
+    sqlx::query("UPDATE users SET role = 'admin' WHERE id = ?")
+        .bind(user)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(admit(current).await, Some(Role::Admin));
+    assert_eq!(bound(&pool, user).await, Some(2));
 }

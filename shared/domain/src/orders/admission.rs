@@ -8,21 +8,76 @@ use platform::db::Tx;
 
 /// Level 1 for a new order (see [`crate::stock`]): the owner's row, exclusive, with their
 /// pending orders checked under it against `max_pending` (a conflict when the new one would
-/// pass it). Returns false when the owner does not exist.
+/// pass it) and the bound on them raised for the new order. Returns false when the owner
+/// does not exist.
 ///
 /// Every path that places an order for this owner takes the same exclusive lock first, so
 /// their checks happen one after the other and the cap holds however many run at once; a
 /// shared lock would let two of them count the same orders and both pass. Holds that have
 /// run out do not count: those orders are as good as cancelled, whether or not the sweep
 /// has got to them.
-pub(crate) async fn admit(tx: &mut Tx<'static>, owner: u64, max_pending: u32) -> Result<bool> {
-    match lock_owner(tx, owner, max_pending).await? {
-        Some(locked) => within_cap(locked.pending, max_pending).map(|()| true),
+///
+/// A bound known and below the cap admits the order with one statement that locks the row
+/// and raises it. The row is locked whether or not the statement matches it (under
+/// REPEATABLE READ an update keeps the lock on every row it examined), so the read that
+/// follows a miss waits on nothing.
+pub async fn admit(tx: &mut Tx<'static>, owner: u64, max_pending: u32) -> Result<bool> {
+    let raised = sqlx::query!(
+        "UPDATE users SET pending_orders_bound = pending_orders_bound + 1
+         WHERE id = ? AND pending_orders_bound < ?",
+        owner,
+        max_pending
+    )
+    .execute(&mut **tx)
+    .await?;
+    if raised.rows_affected() == 1 {
+        return Ok(true);
+    }
+    match lock_owner_row(tx, owner).await? {
+        Some(row) => row.admit(tx, max_pending).await.map(|()| true),
         None => Ok(false),
     }
 }
 
-pub(super) fn within_cap(pending: i64, max_pending: u32) -> Result<()> {
+/// [`admit`] for an order of the token's holder for themselves, confirming `claimed` with
+/// the same lock (see [`Claimed::confirm`]): the caller, or `None` when the account is gone
+/// or the token is of an older version.
+///
+/// A customer whose bound is known and below the cap is admitted by one statement that
+/// locks, confirms and raises at once; anyone else (an admin, whose role the order's
+/// history records; a bound at the cap or unknown; a stale token) is read under the lock
+/// that statement took and decided as [`admit`] decides.
+pub async fn admit_claimed(
+    tx: &mut Tx<'static>,
+    claimed: Claimed,
+    max_pending: u32,
+) -> Result<Option<Caller>> {
+    let raised = sqlx::query!(
+        "UPDATE users SET pending_orders_bound = pending_orders_bound + 1
+         WHERE id = ? AND token_version = ? AND role = 'customer' AND pending_orders_bound < ?",
+        claimed.id,
+        claimed.token_version,
+        max_pending
+    )
+    .execute(&mut **tx)
+    .await?;
+    if raised.rows_affected() == 1 {
+        return Ok(Some(Caller {
+            id: claimed.id,
+            role: Role::Customer,
+        }));
+    }
+    match lock_owner_row(tx, claimed.id).await? {
+        Some(row) if row.token_version == claimed.token_version => {
+            let caller = row.caller;
+            row.admit(tx, max_pending).await?;
+            Ok(Some(caller))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn within_cap(pending: i64, max_pending: u32) -> Result<()> {
     if pending >= i64::from(max_pending) {
         return Err(Error::conflict(
             Conflict::TooManyPendingOrders,
@@ -35,44 +90,6 @@ pub(super) fn within_cap(pending: i64, max_pending: u32) -> Result<()> {
     Ok(())
 }
 
-/// Level 1: the caller's own row, exclusive, read with the token version that confirms
-/// `claimed` (see [`Claimed::confirm`]), and the account's running holds checked against
-/// `cap` (see [`Locked::pending`]). `None` when the account is gone or the token is of an
-/// older version.
-pub async fn lock_claimed(
-    tx: &mut Tx<'static>,
-    claimed: Claimed,
-    cap: u32,
-) -> Result<Option<Locked>> {
-    match lock_owner_row(tx, claimed.id).await? {
-        Some(row) if row.token_version == claimed.token_version => {
-            Ok(Some(row.holds(tx, cap).await?))
-        }
-        _ => Ok(None),
-    }
-}
-
-/// Level 1: a new order's owner, exclusive, and their running holds checked against `cap`
-/// (see [`Locked::pending`]). `None` when the account does not exist.
-pub async fn lock_owner(tx: &mut Tx<'static>, owner: u64, cap: u32) -> Result<Option<Locked>> {
-    match lock_owner_row(tx, owner).await? {
-        Some(row) => Ok(Some(row.holds(tx, cap).await?)),
-        None => Ok(None),
-    }
-}
-
-/// An account locked for a new order of theirs.
-#[derive(Debug, Clone, Copy)]
-pub struct Locked {
-    /// The account as a caller (its current role).
-    pub caller: Caller,
-    /// Its pending orders whose hold has not run out, or a bound above them that is below
-    /// the cap: the bound the account's row keeps (see the migration that added
-    /// `users.pending_orders_bound`) when it is below the cap, the orders counted under the
-    /// lock otherwise. So a refusal always rests on a count.
-    pub pending: i64,
-}
-
 /// The owner's row as the lock read it.
 struct OwnerRow {
     caller: Caller,
@@ -80,9 +97,10 @@ struct OwnerRow {
     bound: Option<u32>,
 }
 
-/// The row locked, exclusive, with the bound on its running holds. A primary-key read: an
-/// order no longer reads the orders index, where every concurrent order inserts its row,
-/// unless the bound has reached the cap.
+/// The row locked, exclusive, with the bound on its running holds (see the migration that
+/// added `users.pending_orders_bound`). A primary-key read: an order reads the orders index,
+/// where every concurrent order inserts its row, only when the bound is unknown or has
+/// reached the cap.
 async fn lock_owner_row(tx: &mut Tx<'static>, id: u64) -> Result<Option<OwnerRow>> {
     let row = sqlx::query!(
         r#"SELECT role AS "role: Role", token_version, pending_orders_bound
@@ -99,28 +117,30 @@ async fn lock_owner_row(tx: &mut Tx<'static>, id: u64) -> Result<Option<OwnerRow
 }
 
 impl OwnerRow {
-    /// The bound when it is below `cap`; otherwise (or when it is not known) the running
-    /// holds counted, and the bound set to the count when a new order fits under it. The
-    /// order that follows raises it ([`raise_bound`]).
-    async fn holds(self, tx: &mut Tx<'static>, cap: u32) -> Result<Locked> {
-        let caller = self.caller;
-        if let Some(bound) = self.bound.filter(|bound| *bound < cap) {
-            return Ok(Locked {
-                caller,
-                pending: i64::from(bound),
-            });
-        }
-        let pending = count_holds(tx, caller.id).await?;
-        if pending < i64::from(cap) {
-            sqlx::query!(
-                "UPDATE users SET pending_orders_bound = ? WHERE id = ?",
-                pending,
-                caller.id
-            )
-            .execute(&mut **tx)
-            .await?;
-        }
-        Ok(Locked { caller, pending })
+    /// One more order under `cap`: the bound when it is known and below the cap, otherwise
+    /// the running holds counted (so a refusal always rests on a count); then the bound is
+    /// set to what was checked plus the new order.
+    ///
+    /// The bound is an upper bound on the running holds, never below them: each admitted
+    /// order raises it in the transaction that writes the order (a refused or failed order
+    /// rolls the raise back with it), and paying, cancelling and expiry end holds without
+    /// lowering it. An order paid as it is placed (nothing to pay) raises it too; the next
+    /// count corrects that.
+    async fn admit(self, tx: &mut Tx<'static>, cap: u32) -> Result<()> {
+        let id = self.caller.id;
+        let pending = match self.bound.filter(|bound| *bound < cap) {
+            Some(bound) => i64::from(bound),
+            None => count_holds(tx, id).await?,
+        };
+        within_cap(pending, cap)?;
+        sqlx::query!(
+            "UPDATE users SET pending_orders_bound = ? WHERE id = ?",
+            pending + 1,
+            id
+        )
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
     }
 }
 
@@ -144,11 +164,4 @@ async fn count_holds(tx: &mut Tx<'static>, owner: u64) -> Result<i64> {
     .fetch_one(&mut **tx)
     .await?;
     Ok(count)
-}
-
-/// The statement that raises `owner`'s bound for a new pending order, for the batch that
-/// takes its stock (see `crate::orders::create`): the row is locked since level 1, so it
-/// waits on nothing. A bound that is not known stays so.
-pub(crate) fn raise_bound(owner: u64) -> String {
-    format!("UPDATE users SET pending_orders_bound = pending_orders_bound + 1 WHERE id = {owner}")
 }

@@ -56,16 +56,9 @@ impl Placed {
     /// stock and are done with it; one that empties a variant, or finds one short or gone,
     /// reads the levels back under those locks: they say which variants ran out, or name
     /// each line that is short or gone, and then nothing is kept (the caller rolls back).
-    ///
-    /// A pending order also raises its owner's bound on running holds in the same round
-    /// trip (see [`admission::lock_owner`]): it holds stock from now on.
     pub async fn take_stock(&self, tx: &mut Tx<'static>) -> Result<()> {
         let lines = &self.lines;
-        let holder = match self.order.status {
-            Status::Pending => self.order.user_id,
-            _ => None,
-        };
-        let Some((all_taken, levels)) = take(tx, lines, holder).await? else {
+        let Some((all_taken, levels)) = take(tx, lines).await? else {
             return Ok(());
         };
         if all_taken {
@@ -276,8 +269,9 @@ fn taken(lines: &[StockLine]) -> BTreeMap<u64, i64> {
         .collect()
 }
 
-/// `POST /orders` by `buyer`: locks the owner and checks their pending orders (confirming
-/// the token of an order for oneself with the same statement), resolves where the order
+/// `POST /orders` by `buyer`: admits the owner, locked, against the cap on their pending
+/// orders (confirming the token of an order for oneself with the same statement; see
+/// [`admission::admit_claimed`]), resolves where the order
 /// ships, then writes it. The caller takes the stock last, right before committing. An
 /// owner who does not exist is the request's fault (invalid input), unless it is the
 /// caller, whose account was deleted or token revoked (`Error::AccountGone`).
@@ -291,10 +285,8 @@ pub async fn place(
 ) -> Result<Placed> {
     let (caller, owner) = match buyer {
         Buyer::Own(claimed) => {
-            let locked = admission::lock_claimed(tx, claimed, limits.max_pending).await?;
-            let locked = locked.ok_or(Error::AccountGone)?;
-            admission::within_cap(locked.pending, limits.max_pending)?;
-            (locked.caller, claimed.id)
+            let caller = admission::admit_claimed(tx, claimed, limits.max_pending).await?;
+            (caller.ok_or(Error::AccountGone)?, claimed.id)
         }
         Buyer::For { caller, owner } => {
             if !admission::admit(tx, owner, limits.max_pending).await? {
@@ -337,14 +329,10 @@ pub(crate) fn cart_not_orderable(errors: Vec<FieldError>) -> Error {
 /// Undoing to the savepoint keeps the locks the first update took (under REPEATABLE READ,
 /// on every row it examined), so the second locks nothing new, in primary-key order.
 ///
-/// The `holder`'s bound on running holds is raised first, in the first batch, so that it
-/// costs no round trip of its own and no variant lock is held while it runs.
-///
 /// A batch cannot bind parameters: ids and quantities are integers formatted into it.
 async fn take(
     tx: &mut Tx<'static>,
     lines: &[StockLine],
-    holder: Option<u64>,
 ) -> Result<Option<(bool, Vec<stock::Level>)>> {
     let ids = lines
         .iter()
@@ -361,14 +349,9 @@ async fn take(
              updated_at = CURRENT_TIMESTAMP(6) WHERE id IN ({ids}) AND stock {guard} CASE id{quantities} END"
         )
     };
-    let hold = holder
-        .map(|owner| format!("{}; ", admission::raise_bound(owner)))
-        .unwrap_or_default();
-    let leaving_stock = format!("{hold}SAVEPOINT take_stock; {}", update(">"));
-    // The batch's rows add up: the holder's row (matched, found by its key) and each
-    // variant the update took from.
+    let leaving_stock = format!("SAVEPOINT take_stock; {}", update(">"));
     let taken = (&mut **tx).execute(sqlx::raw_sql(&leaving_stock)).await?;
-    if taken.rows_affected() == lines.len() as u64 + u64::from(holder.is_some()) {
+    if taken.rows_affected() == lines.len() as u64 {
         return Ok(None);
     }
     let batch = format!(

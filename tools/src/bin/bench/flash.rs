@@ -89,9 +89,9 @@ pub async fn lock_floor(pool: &MySqlPool, products: &[u64], n: usize, concurrenc
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Checks {
     None,
-    /// The owner's row locked as an order locks it (the domain's own function): the columns
-    /// a token is checked against and the bound on their running holds, nothing counted
-    /// while the bound is below the cap.
+    /// The owner admitted as an order for oneself admits them (the domain's own function):
+    /// one statement that locks their row, checks the token's columns and raises the bound
+    /// on their running holds, nothing counted while the bound is below the cap.
     Lock,
     /// The owner's row locked with their running holds counted in the same statement, as
     /// an order locked it before the row kept a bound. Written here by hand: no path
@@ -107,11 +107,12 @@ pub enum Checks {
 /// it leaves out is what an order must also do: lock and check its owner, read prices.
 /// The flash sale sends no idempotency key, so none is written here either.
 ///
-/// With [`Checks::All`], it first makes the two reads an order cannot skip, as an order
-/// makes them: the owner's row locked with the bound on their running holds (the domain's
-/// own function), and the lines' names, prices and stock read by variant id. What is then
-/// left between it and `POST /orders` is the code and the one statement an order adds to
-/// its stock update's round trip (raising the owner's bound), not the SQL an order needs.
+/// With [`Checks::All`], it first makes the two statements an order cannot skip, as an
+/// order makes them: the owner admitted (the domain's own function: their row locked, the
+/// token checked and the bound on their running holds raised in one statement), and the
+/// lines' names, prices and stock read by variant id. What is then left between it and
+/// `POST /orders` is the code and the savepoint an order adds to its stock update's round
+/// trip, not the SQL an order needs.
 pub async fn order_floor(
     pool: &MySqlPool,
     products: &[u64],
@@ -121,8 +122,22 @@ pub async fn order_floor(
     checks: Checks,
 ) -> Stats {
     let variants = variant_ids(pool, products).await;
+    // What each buyer's token claims, as an order for oneself confirms it.
+    let mut claims = Vec::with_capacity(buyers.len());
+    for id in buyers {
+        let token_version = sqlx::query_scalar("SELECT token_version FROM users WHERE id = ?")
+            .bind(id)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        claims.push(domain::caller::Claimed {
+            id: *id,
+            token_version,
+        });
+    }
+    let buyers = claims;
     let payload: String = format!("{{\"order\":\"{}\"}}", "x".repeat(700));
-    let (pool, buyers) = (pool.clone(), buyers.to_vec());
+    let pool = pool.clone();
     measure(n, concurrency, move || {
         let (pool, variants, buyers, payload) = (
             pool.clone(),
@@ -134,11 +149,11 @@ pub async fn order_floor(
             let buyer = buyers[next_buyer() % buyers.len()];
             let mut tx = pool.begin().await.unwrap();
             if matches!(checks, Checks::Lock | Checks::All) {
-                let owner =
-                    domain::orders::admission::lock_owner(&mut tx, buyer, MAX_PENDING_ORDERS)
+                let admitted =
+                    domain::orders::admission::admit_claimed(&mut tx, buyer, MAX_PENDING_ORDERS)
                         .await
                         .unwrap();
-                assert!(owner.is_some());
+                assert!(admitted.is_some());
             }
             if checks == Checks::LockAndCount {
                 let owner = sqlx::query(
@@ -148,7 +163,7 @@ pub async fn order_floor(
                         AND o.expires_at > UTC_TIMESTAMP(6)) \
                      FROM users u WHERE u.id = ? FOR UPDATE",
                 )
-                .bind(buyer)
+                .bind(buyer.id)
                 .fetch_optional(&mut *tx)
                 .await
                 .unwrap();
@@ -173,7 +188,7 @@ pub async fn order_floor(
                  updated_at) VALUES (?, 'pending', 3, 3, UTC_TIMESTAMP(6) + INTERVAL 30 MINUTE, \
                  UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
             )
-            .bind(buyer)
+            .bind(buyer.id)
             .execute(&mut *tx)
             .await
             .unwrap()
