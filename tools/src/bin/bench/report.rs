@@ -100,7 +100,7 @@ pub fn render(
             ..
         } = sale;
         out.push_str("## Flash sale: 16 buyers, every order for the same 3 products\n\n");
-        out.push_str("Every order queues on the same three row locks. The lock floor takes only those locks (one guarded stock update of the three rows) and commits. The order floor writes the rows an order writes (the order, its history, its three lines in one insert, its event) and takes the same update, in the fewest statements SQL allows: the fair floor for a whole order. The checked order floor first makes the two reads an order cannot skip (the owner's row locked with the bound on their running holds, the lines' names, prices and stock): what is left between it and the domain code is the code and the bound's raise (a statement in the stock update's round trip), not the SQL an order needs. Between them, one floor adds only the owner's lock as an order takes it; another locks the row with the running holds counted in the same statement, as orders did before the row kept a bound, so that what the bound saves shows in the same run.\n\nThe floors, the domain code and `POST /orders` (in-process client, by product and by variant) run in turns, 1,200 orders each, three rounds; each row is its median run. Run minutes apart, as they were before, the same floor's rate moved by half on these shared cores, more than the distances between the rows.\n\n");
+        out.push_str("Every order queues on the same three row locks. The lock floor takes only those locks (one guarded stock update of the three rows) and commits. The order floor writes the rows an order writes (the order, its history, its three lines in one insert, its event) and takes the same update, in the fewest statements SQL allows: the fair floor for a whole order. The checked order floor first makes the two statements an order cannot skip (the owner admitted: their row locked, the token checked and the bound on their running holds raised, in one update; then the lines' names, prices and stock read): what is left between it and the domain code is the code and a savepoint (in the stock update's round trip), not the SQL an order needs. Between them, one floor adds only the owner's admission as an order makes it; another locks the row with the running holds counted in the same statement, as orders did before the row kept a bound, so that what the bound saves shows in the same run.\n\nThe floors, the domain code and `POST /orders` (in-process client, by product and by variant) run in turns, 1,200 orders each, three rounds; each row is its median run. Run minutes apart, as they were before, the same floor's rate moved by half on these shared cores, more than the distances between the rows.\n\n");
         out.push_str("| | p50 ms | p99 ms | req/s | vs lock floor | vs order floor | vs checked order floor |\n|---|---:|---:|---:|---:|---:|---:|\n");
         let (floor, fair, checked) = (
             lock_floor.per_second,
@@ -130,7 +130,7 @@ pub fn render(
             fair,
         );
         line(
-            "order floor + the owner's row locked as an order locks it",
+            "order floor + the owner admitted as an order admits them",
             sale.locked_floor.p50,
             sale.locked_floor.p99,
             sale.locked_floor.per_second,
@@ -142,7 +142,7 @@ pub fn render(
             sale.counted_floor.per_second,
         );
         line(
-            "checked order floor (+ the owner's lock, the price read)",
+            "checked order floor (+ the owner's admission, the price read)",
             checked_floor.p50,
             checked_floor.p99,
             checked,
@@ -175,7 +175,7 @@ pub fn render(
         }
         out.push_str("\nTarget: POST /orders ≥ 0.8× the order floor; by variant, no slower than by product.\n\n");
         out.push_str(&format!(
-            "Statements per order, counted by the server (`Questions`) at concurrency 1: order floor {:.1}, checked order floor {:.1}, POST /orders {:.1} (the checked floor's statements, and the owner's bound raised and a savepoint before the stock update, in its round trip; an order that empties a shelf undoes to the savepoint before it takes the last unit and reads the levels back); before this release's changes, 12 (a token check and a pending-order count of their own, and the stock's levels read in a round trip of their own after the update).\n\n",
+            "Statements per order, counted by the server (`Questions`) at concurrency 1: order floor {:.1}, checked order floor {:.1}, POST /orders {:.1} (the checked floor's statements, and a savepoint before the stock update, in its round trip; an order that empties a shelf undoes to the savepoint before it takes the last unit and reads the levels back); before this release's changes, 12 (a token check and a pending-order count of their own, and the stock's levels read in a round trip of their own after the update).\n\n",
             statements.order_floor, statements.checked_floor, statements.http
         ));
         out.push_str("CPU per order: the database server's, and the client's (the bench process for the floors and the domain code; the `serve` process over HTTP with wrk); each from its median run (of three; the wrk row's runs follow the others, with `serve` pinned to one core).\n\n");
@@ -185,7 +185,7 @@ pub fn render(
             ("lock floor", flash_cpu.lock_floor),
             ("order floor", flash_cpu.order_floor),
             (
-                "order floor + the owner's row locked as an order locks it",
+                "order floor + the owner admitted as an order admits them",
                 flash_cpu.locked_floor,
             ),
             (
@@ -213,7 +213,7 @@ pub fn render(
         ];
         if let [Some(order), Some(locked), Some(counted), Some(checked)] = parts {
             out.push_str(&format!(
-                "\nWhat each read adds to the database's CPU per order: the owner's row locked as an order locks it {:+.0} µs over the order floor, the lines' names, prices and stock {:+.0} µs over that; counting the owner's running holds in the lock's statement instead of reading their bound, as orders did before, {:+.0} µs over the lock; the order floor's {:.0} statements cost {order:.0} µs between them. Each is the difference of two median runs, and the floors' runs move by tens of µs between rounds: a difference of that size is noise.\n",
+                "\nWhat each statement an order cannot skip adds to the database's CPU per order: the owner admitted as an order admits them (one update: their row locked, the token checked, the bound raised) {:+.0} µs over the order floor, the lines' names, prices and stock {:+.0} µs over that; locking the owner's row with their running holds counted in the same statement, as orders did before the row kept a bound, {:+.0} µs over the admission; the order floor's {:.0} statements cost {order:.0} µs between them. Each is the difference of two median runs, and the floors' runs move by tens of µs between rounds: a difference of that size is noise.\n",
                 locked - order,
                 checked - locked,
                 counted - locked,
