@@ -271,10 +271,10 @@ fn taken(lines: &[StockLine]) -> BTreeMap<u64, i64> {
 
 /// `POST /orders` by `buyer`: admits the owner, locked, against the cap on their pending
 /// orders (confirming the token of an order for oneself with the same statement; see
-/// [`admission::admit_claimed`]), resolves where the order
-/// ships, then writes it. The caller takes the stock last, right before committing. An
-/// owner who does not exist is the request's fault (invalid input), unless it is the
-/// caller, whose account was deleted or token revoked (`Error::AccountGone`).
+/// [`admission::admit_claimed`]), resolves where the order ships, then writes it. The
+/// caller takes the stock last, right before committing. An owner who does not exist is
+/// the request's fault (invalid input), unless it is the caller, whose account was deleted
+/// or token revoked (`Error::AccountGone`).
 pub async fn place(
     tx: &mut Tx<'static>,
     buyer: Buyer,
