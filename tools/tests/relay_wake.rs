@@ -1,6 +1,7 @@
 //! A request that records events wakes the webhook relay through its SQS wake-up queue
 //! (moto's server, started by `make test`), after its transaction has committed; a request
-//! that records none sends nothing. Its own test binary: the wake-up queue is the process's.
+//! that records none sends nothing; a burst of writes sends two messages, not one each.
+//! Its own test binary: the wake-up queue and its pacing are the process's.
 
 use std::time::Duration;
 
@@ -39,26 +40,59 @@ async fn wake_queue() -> SqsQueue {
     SqsQueue::new(client, url)
 }
 
+/// The messages visible within `wait`, removed from the queue.
+async fn take(queue: &SqsQueue, wait: Duration) -> usize {
+    let messages = queue.receive(10, wait).await.unwrap();
+    for message in &messages {
+        queue.delete(&message.receipt_handle).await.unwrap();
+    }
+    messages.len()
+}
+
 #[sqlx::test(migrator = "domain::MIGRATOR")]
-async fn a_write_that_records_events_wakes_the_relay_and_a_read_does_not(pool: MySqlPool) {
+async fn writes_that_record_events_wake_the_relay_paced_and_a_read_does_not(pool: MySqlPool) {
     let queue = wake_queue().await;
     web::wake::install(queue.clone());
     let orders = TestApp::new(pool, orders::router);
     let buyer = orders.customer().await;
     let mug = orders.product("Mug", "5.00", 10).await;
+    let place = || async {
+        orders
+            .post("/orders")
+            .token(&buyer.token)
+            .json(json!({"items": [{"product_id": mug, "quantity": 1}]}))
+            .send()
+            .await
+            .expect(201)["id"]
+            .as_u64()
+            .unwrap()
+    };
 
-    let placed = orders
-        .post("/orders")
-        .token(&buyer.token)
-        .json(json!({"items": [{"product_id": mug, "quantity": 1}]}))
-        .send()
-        .await;
-    let order = placed.expect(201)["id"].as_u64().unwrap();
-    let woken = queue.receive(10, Duration::from_secs(2)).await.unwrap();
-    assert_eq!(woken.len(), 1, "one wake-up for the order placed");
-    for message in &woken {
-        queue.delete(&message.receipt_handle).await.unwrap();
+    let order = place().await;
+    assert_eq!(
+        take(&queue, Duration::from_secs(2)).await,
+        1,
+        "one wake-up, at once, for the first order"
+    );
+
+    // Four more orders in a burst: the first of them sends one message the relay sees only
+    // after web::wake::COVER; the others are covered by it and send nothing.
+    let burst = std::time::Instant::now();
+    for _ in 0..4 {
+        place().await;
     }
+    let invisible = take(&queue, Duration::ZERO).await;
+    assert!(
+        burst.elapsed() < web::wake::COVER / 2,
+        "the burst took {:?}: too slow to tell a delayed message from a late one",
+        burst.elapsed()
+    );
+    assert_eq!(invisible, 0, "the burst's wake-up is delayed");
+    assert_eq!(
+        take(&queue, web::wake::COVER * 2).await,
+        1,
+        "one delayed wake-up for the four orders of the burst"
+    );
 
     orders
         .get(&format!("/orders/{order}"))
@@ -66,6 +100,18 @@ async fn a_write_that_records_events_wakes_the_relay_and_a_read_does_not(pool: M
         .send()
         .await
         .expect(200);
-    let quiet = queue.receive(10, Duration::from_secs(1)).await.unwrap();
-    assert!(quiet.is_empty(), "a read recorded nothing: {quiet:?}");
+    assert_eq!(
+        take(&queue, Duration::from_secs(1)).await,
+        0,
+        "a read recorded nothing, and the burst sent nothing more"
+    );
+
+    // After a quiet spell, an order wakes the relay at once again.
+    tokio::time::sleep(web::wake::COVER).await;
+    place().await;
+    assert_eq!(
+        take(&queue, Duration::ZERO).await,
+        1,
+        "at once after a quiet spell"
+    );
 }

@@ -110,6 +110,22 @@ impl SqsQueue {
             .collect())
     }
 
+    /// One message that consumers see only after `delay` (whole seconds, at most 15
+    /// minutes): no consumer can start on it before then.
+    pub async fn send_delayed(&self, body: &str, delay: Duration) -> Result<(), QueueError> {
+        let seconds = i32::try_from(delay.as_secs())
+            .map_err(|_| QueueError::Request(format!("a delay of {delay:?} is too long")))?;
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .delay_seconds(seconds)
+            .send()
+            .await
+            .map_err(|e| QueueError::Request(DisplayErrorContext(&e).to_string()))?;
+        Ok(())
+    }
+
     /// Removes a message that was handled.
     pub async fn delete(&self, receipt_handle: &str) -> Result<(), QueueError> {
         self.client
