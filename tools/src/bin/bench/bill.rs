@@ -14,6 +14,9 @@ pub const READ_ON: &str = "2026-12-03";
 const LAMBDA_ARM64_PER_GB_SECOND: f64 = 0.000_013_333_4;
 const LAMBDA_PER_MILLION_REQUESTS: f64 = 0.20;
 const HTTP_API_PER_MILLION_REQUESTS: f64 = 1.00;
+/// SQS standard queues, per million requests beyond the free million a month (us-east-1,
+/// the published rate through 2026).
+const SQS_PER_MILLION_REQUESTS: f64 = 0.40;
 /// The memory at which a function has one full vCPU.
 const FULL_VCPU_MB: f64 = 1769.0;
 /// An assumption, not a measurement: the share of requests that meet a cold instance. One
@@ -66,6 +69,15 @@ pub fn render(routes: &[Route]) -> String {
          ${HTTP_API_PER_MILLION_REQUESTS:.2} per million whatever the function. Prices read on \
          {READ_ON}.\n\n",
         COLD_SHARE * 100.0
+    ));
+    out.push_str(&format!(
+        "Not in the table: a write that records events (an order) wakes the webhook relay. \
+         A wake-up costs ${:.2} per million in requests alone (SQS's send and the event \
+         source's delete at ${SQS_PER_MILLION_REQUESTS:.2} each, the relay's invocation at \
+         ${LAMBDA_PER_MILLION_REQUESTS:.2}), plus the relay run's duration. Each instance \
+         paces them (`shared/web/src/wake.rs`): a lone write sends one, a busy instance at \
+         most two a second whatever its rate.\n\n",
+        2.0 * SQS_PER_MILLION_REQUESTS + LAMBDA_PER_MILLION_REQUESTS
     ));
     out.push_str("| route | warm ms | server CPU ms | cold start ms |");
     for mb in MEMORY_MB {
