@@ -125,6 +125,49 @@ async fn each_endpoint_gets_the_types_it_asked_for(pool: MySqlPool) {
     assert_eq!(disabled.connections(), 0);
 }
 
+/// Publishing can lag (the relay's wake-ups are paced, and its schedule is a minute): an
+/// event that happened before an endpoint existed is not delivered to it, however late the
+/// relay publishes it.
+#[sqlx::test(migrator = "domain::MIGRATOR")]
+async fn an_endpoint_gets_what_happens_from_its_creation_on(pool: MySqlPool) {
+    let early = Receiver::start(Reply::Status(200)).await;
+    let late = Receiver::start(Reply::Status(200)).await;
+    let mut pipeline = Pipeline::new(deliverer(&pool, fast_settings(), TIMEOUT));
+    let first = endpoint(&pipeline.deliverer, &early.url(), &["*"]).await;
+    emit(&pool, EventType::OrderCreated, json!({"n": 1})).await;
+    // Not yet published when the second endpoint is created.
+    let second = endpoint(&pipeline.deliverer, &late.url(), &["*"]).await;
+    emit(&pool, EventType::OrderPaid, json!({"n": 2})).await;
+
+    let report = pipeline.relay().await;
+    assert_eq!(report.published, 2);
+    assert_eq!(
+        report.deliveries_created, 3,
+        "two for the first, one for the second"
+    );
+    pipeline.deliver_queued().await;
+    pipeline.pump().await;
+    early.wait_for(2, TIMEOUT).await;
+    let got = late.wait_for(1, TIMEOUT).await;
+    assert_eq!(body(&got[0])["type"], "order.paid");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(late.requests().len(), 1);
+    let types = |deliveries: Vec<deliveries::Delivery>| {
+        deliveries
+            .iter()
+            .map(|d| serde_json::to_value(d).unwrap()["event_type"].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        types(deliveries_of(&pool, first.endpoint.id).await),
+        [json!("order.created"), json!("order.paid")]
+    );
+    assert_eq!(
+        types(deliveries_of(&pool, second.endpoint.id).await),
+        [json!("order.paid")]
+    );
+}
+
 #[sqlx::test(migrator = "domain::MIGRATOR")]
 async fn a_failing_receiver_gets_the_same_webhook_id_until_it_recovers(pool: MySqlPool) {
     let receiver = Receiver::start(Reply::Status(200)).await;

@@ -83,12 +83,15 @@ pub async fn publish(pool: &MySqlPool, settings: &Settings) -> Result<(u64, u64)
                 let (Some(first), Some(last)) = (published.first(), published.last()) else {
                     return Ok::<_, Error>((0, 0));
                 };
-                // Every enabled endpoint subscribed to the type, or to everything.
+                // Every enabled endpoint subscribed to the type, or to everything, that
+                // existed when the event happened: an endpoint receives what happens from
+                // its creation on, however long the relay took to publish what came before.
                 let created = sqlx::query!(
                     "INSERT INTO webhook_deliveries
                          (endpoint_id, event_seq, next_attempt_at, created_at, updated_at)
                      SELECT w.id, e.seq, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), UTC_TIMESTAMP(6)
-                     FROM events e JOIN webhook_endpoints w ON w.enabled = TRUE
+                     FROM events e JOIN webhook_endpoints w
+                       ON w.enabled = TRUE AND w.created_at <= e.created_at
                      WHERE e.id BETWEEN ? AND ?
                        AND EXISTS (SELECT 1 FROM webhook_subscriptions s
                                    WHERE s.endpoint_id = w.id AND s.event_type IN ('*', e.type))
