@@ -103,8 +103,9 @@ impl Pacing {
         }
     }
 
-    /// What a request whose events were committed by `now` needs. The first write after a
-    /// quiet spell wakes the relay at once, so a lone change leaves without delay.
+    /// What a request whose events were committed by `now` needs. A write wakes the relay
+    /// at once unless an immediate message went out within the last [`COVER`], so a lone
+    /// change leaves without delay.
     pub fn wake(&self, now: Instant) -> Wake {
         if self.covered_until.is_some_and(|until| now < until) {
             Wake::Covered
